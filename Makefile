@@ -1,0 +1,40 @@
+# hrda: the two commands a newcomer needs are `make demo` and `make test`.
+# Both create .venv in the repo if it is missing and install the package into it.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+PROFILE ?= quick
+
+.PHONY: setup test demo reproduce lab lint format benchmark clean-venv
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) -m hrda_lib.demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+benchmark: setup
+	$(PY) benchmarks/model_benchmark.py
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,30 @@
+"""hrda: HRDA (context-aware high-resolution domain-adaptive semantic segmentation) and MIC in
+plain PyTorch + timm.
+
+The public model API; everything else is imported from its module (`hrda_lib.crops`, ...).
+"""
+
+from hrda_lib.checkpoints import load_imagenet_encoder, load_official_checkpoint
+from hrda_lib.config import ModelConfig
+from hrda_lib.inference import attention_of_prediction, predict_probabilities, slide_inference
+from hrda_lib.model import (
+    HRDASegmentor,
+    MultiResOutput,
+    Segmentor,
+    build_segmentor,
+    segmentation_loss,
+)
+
+__all__ = [
+    "HRDASegmentor",
+    "ModelConfig",
+    "MultiResOutput",
+    "Segmentor",
+    "attention_of_prediction",
+    "build_segmentor",
+    "load_imagenet_encoder",
+    "load_official_checkpoint",
+    "predict_probabilities",
+    "segmentation_loss",
+    "slide_inference",
+]

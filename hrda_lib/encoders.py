@@ -1,0 +1,154 @@
+"""Encoders of HRDA: MiT-b0..b5 (SegFormer's Mix Transformer) and ResNet-101 V1c for DeepLabV2.
+
+MiT is timm's `pvt_v2_b*` (architecturally identical, reference spec 1.2), with drop path 0.1
+passed explicitly (timm's default is 0) and MLP ratio 4 in every stage (timm's b0..b4 default to
+8, 8, 4, 4, which is PVTv2's, not MiT's; b5 agrees). ResNet-101 V1c is timm's `resnet101c` (deep
+3x3 stem of width 32, no average-pool downsample) at output stride 8, whose dilation schedule
+contracts the first block of a dilated stage like mmcv's `contract_dilation=True` (spec 1.4).
+
+Key conversion of the official checkpoints (SegFormer `mit_b*.pth`, mmseg `backbone.*`, mmcv
+`open-mmlab://resnet101_v1c`) into these modules lives here too, as pure functions on dicts.
+"""
+
+from __future__ import annotations
+
+import re
+
+import timm
+import torch
+from torch import nn
+
+MIT_VARIANTS: tuple[str, ...] = ("mit_b0", "mit_b1", "mit_b2", "mit_b3", "mit_b4", "mit_b5")
+
+# Blocks per stage of each MiT variant (the fingerprint used to infer the variant from keys).
+MIT_DEPTHS: dict[str, tuple[int, int, int, int]] = {
+    "mit_b0": (2, 2, 2, 2),
+    "mit_b1": (2, 2, 2, 2),
+    "mit_b2": (3, 4, 6, 3),
+    "mit_b3": (3, 4, 18, 3),
+    "mit_b4": (3, 8, 27, 3),
+    "mit_b5": (3, 6, 40, 3),
+}
+
+
+class MiTEncoder(nn.Module):
+    """SegFormer's Mix Transformer as timm `pvt_v2_b*`, returning the four stage features.
+
+    Args:
+        variant: one of `mit_b0` ... `mit_b5`.
+        drop_path_rate: maximum stochastic-depth rate, linear over all blocks (0.1 in MiT).
+    """
+
+    def __init__(self, variant: str = "mit_b5", drop_path_rate: float = 0.1) -> None:
+        super().__init__()
+        if variant not in MIT_VARIANTS:
+            raise ValueError(f"unknown MiT variant {variant!r}; expected one of {MIT_VARIANTS}")
+        self.variant = variant
+        self.mit = timm.create_model(
+            f"pvt_v2_{variant[-2:]}",
+            pretrained=False,
+            num_classes=0,
+            drop_path_rate=drop_path_rate,
+            mlp_ratios=(4, 4, 4, 4),  # MiT: 4 in every stage; timm's pvt_v2_b0..b4 use (8, 8, 4, 4)
+        )
+        self.channels: list[int] = [info["num_chs"] for info in self.mit.feature_info]
+        self.reductions: list[int] = [info["reduction"] for info in self.mit.feature_info]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x: (B, 3, H, W) -> 4 maps (B, C_i, H / 4·2^i, W / 4·2^i), after each stage's norm."""
+        return self.mit.forward_intermediates(x, indices=4, intermediates_only=True)
+
+
+class ResNetV1cEncoder(nn.Module):
+    """ResNet-101 V1c at output stride 8, returning only the last stage (2048 channels)."""
+
+    def __init__(self, depth: int = 101) -> None:
+        super().__init__()
+        self.resnet = timm.create_model(
+            f"resnet{depth}c",
+            pretrained=False,
+            features_only=True,
+            output_stride=8,
+            out_indices=(4,),
+        )
+        self.channels: list[int] = list(self.resnet.feature_info.channels())
+        self.reductions: list[int] = list(self.resnet.feature_info.reduction())
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x: (B, 3, H, W) -> [(B, 2048, H/8, W/8)]."""
+        return self.resnet(x)
+
+
+def build_encoder(name: str, drop_path_rate: float = 0.1) -> nn.Module:
+    """Build `mit_b0`..`mit_b5` or `resnet101_v1c` (drop path applies to MiT only)."""
+    if name in MIT_VARIANTS:
+        return MiTEncoder(name, drop_path_rate)
+    if name == "resnet101_v1c":
+        return ResNetV1cEncoder(101)
+    raise ValueError(
+        f"unknown encoder {name!r}; expected one of {(*MIT_VARIANTS, 'resnet101_v1c')}"
+    )
+
+
+def convert_mit_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename SegFormer/mmseg MiT keys (`block1.0.attn.q.weight`) to timm pvt_v2 keys.
+
+    `patch_embed{k}` -> `patch_embed` / `stages.{k-1}.downsample`, `block{s}.{j}` ->
+    `stages.{s-1}.blocks.{j}`, `mlp.dwconv.dwconv` -> `mlp.dwconv`, top-level `norm{s}` ->
+    `stages.{s-1}.norm`. The ImageNet classifier `head.*` is dropped. Keys already in timm
+    naming pass unchanged.
+    """
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("head."):
+            continue
+        key = key.replace("patch_embed1.", "patch_embed.")
+        key = re.sub(r"^patch_embed([234])\.", lambda m: f"stages.{int(m[1]) - 1}.downsample.", key)
+        key = key.replace("dwconv.dwconv", "dwconv")
+        key = re.sub(
+            r"^block(\d+)\.(\d+)\.", lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}.", key
+        )
+        key = re.sub(r"^norm(\d+)\.", lambda m: f"stages.{int(m[1]) - 1}.norm.", key)
+        out[key] = value
+    return out
+
+
+_RESNET_STEM = {"stem.0.": "conv1.0.", "stem.1.": "conv1.1.", "stem.3.": "conv1.3.",
+                "stem.4.": "conv1.4.", "stem.6.": "conv1.6.", "stem.7.": "bn1."}  # fmt: skip
+
+
+def convert_resnet_v1c_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename mmcv ResNetV1c keys (`stem.0.weight`, `layer1.0.conv1.weight`) to timm `resnet*c`.
+
+    Only the deep stem differs (mmcv `stem.{0,1,3,4,6,7}` = timm `conv1.{0,1,3,4,6}`, `bn1`);
+    the classifier `fc.*` is dropped.
+    """
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("fc."):
+            continue
+        for old, new in _RESNET_STEM.items():
+            if key.startswith(old):
+                key = new + key[len(old) :]
+                break
+        out[key] = value
+    return out
+
+
+def infer_mit_variant(state_dict: dict[str, torch.Tensor], prefix: str = "") -> str:
+    """Infer `mit_b0`..`mit_b5` from MiT keys in official naming (`{prefix}block3.39...`).
+
+    b0 and b1 share depths and differ in width (32 vs 64 channels in stage 1).
+    """
+    depths = []
+    for stage in range(1, 5):
+        pattern = re.compile(rf"^{re.escape(prefix)}block{stage}\.(\d+)\.")
+        blocks = {int(m[1]) for k in state_dict if (m := pattern.match(k))}
+        depths.append(max(blocks) + 1 if blocks else 0)
+    for variant, expected in MIT_DEPTHS.items():
+        if tuple(depths) == expected:
+            if variant in ("mit_b0", "mit_b1"):
+                width = state_dict[f"{prefix}patch_embed1.proj.weight"].shape[0]
+                return "mit_b0" if width == 32 else "mit_b1"
+            return variant
+    raise ValueError(f"MiT block depths {tuple(depths)} match no variant of {MIT_VARIANTS}")

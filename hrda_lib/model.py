@@ -1,0 +1,300 @@
+"""HRDA's multi-resolution segmentor: context and detail crops fused by a learned scale attention.
+
+Implements HRDA (Hoyer, Dai, Van Gool, ECCV 2022), sections 3.2-3.4: one encoder and one
+segmentation head, shared by a low-resolution context crop and a high-resolution detail crop, and a
+scale-attention head on the context features only (reference spec 2.2-2.5). The fusion is on
+logits, `fused = up(a·m) · hr_in_frame + up((1 - a·m) · lr)`, with the attention `a` zeroed
+outside the detail box (`m`) in training and unmasked at inference, where the detail branch is an
+overlapping sliding window over the whole context. A single-scale `Segmentor` (DAFormer,
+DeepLabV2) shares the interface for the baselines.
+
+Spatial frames: an input `(B, 3, H, W)` is the context in full-resolution pixels. Logits of the
+detail branch and the fused output are at `H / os` (os = 4 for DAFormer, 8 for DeepLabV2); the
+context logits and the attention at `H · context_scale / os`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hrda_lib.config import ModelConfig
+from hrda_lib.crops import Box, box_mask, crop, paste, sample_detail_box, scale_box, sliding_windows
+from hrda_lib.encoders import build_encoder
+from hrda_lib.heads import build_head
+from hrda_lib.losses import cross_entropy
+
+
+@dataclass
+class MultiResOutput:
+    """What one forward of a segmentor produces; fields of the other branch are None if absent.
+
+    lr_logits: (B, K, h, w) context logits before attention weighting (h = H·s_c/os).
+    attention: (B, K|1, h, w) sigmoid scale attention before box masking, or a fixed float.
+    lr_weighted: (B, K, h, w) `(1 - a·m) · lr_logits` (the official `lr_seg`, LR-loss input).
+    hr_logits: detail logits, (B, K, h_d, w_d) for a detail crop or (B, K, H/os, W/os) for the
+        sliding-window canvas at inference.
+    fused: (B, K, H/os, W/os) the prediction that the main loss and inference use.
+    detail_box: the detail crop (y1, y2, x1, x2) in full-resolution pixels, None at inference.
+    lr_features / hr_features: encoder outputs of the context and the detail crop.
+    """
+
+    fused: torch.Tensor
+    lr_logits: torch.Tensor | None = None
+    attention: torch.Tensor | float | None = None
+    lr_weighted: torch.Tensor | None = None
+    hr_logits: torch.Tensor | None = None
+    detail_box: Box | None = None
+    lr_features: list[torch.Tensor] | None = None
+    hr_features: list[torch.Tensor] | None = None
+
+
+def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Bilinear rescale by `scale` (align_corners=False, no antialias), identity for 1.
+
+    Passes `scale_factor` to F.interpolate, as the official code does: for non-integer ratios
+    (context scale 0.75) the sampling grid differs from resizing to a target size.
+    """
+    if scale == 1:
+        return x
+    return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+
+
+def blur_down_up(image: torch.Tensor) -> torch.Tensor:
+    """The `blurhr` ablation input: downscale x0.5 and back, i.e. context detail at HR size."""
+    return resize(resize(image, 0.5), 2.0)
+
+
+def fuse_logits(
+    lr_logits: torch.Tensor,
+    attention: torch.Tensor | float,
+    hr_in_frame: torch.Tensor,
+    upscale: float,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """HRDA's scale-attention fusion on logits.
+
+    Args:
+        lr_logits: (B, K, h, w) context logits.
+        attention: (B, K|1, h, w) in [0, 1], or a constant.
+        hr_in_frame: (B, K, h·upscale, w·upscale) detail logits in the context's output frame
+            (zero outside the detail box in training).
+        upscale: ratio of the fused frame to the context logit frame (1 / context_scale).
+        mask: (1, 1, h, w) detail-box mask; attention is zeroed outside it (training only).
+
+    Returns:
+        fused (B, K, h·upscale, w·upscale) and the weighted context logits `(1 - a·m)·lr`.
+    """
+    if mask is not None:
+        attention = attention * mask
+    lr_weighted = (1 - attention) * lr_logits  # before upsampling: 1-px soft box edge, as official
+    if torch.is_tensor(attention):
+        attention = resize(attention, upscale)
+    return attention * hr_in_frame + resize(lr_weighted, upscale), lr_weighted
+
+
+class HRDASegmentor(nn.Module):
+    """HRDA: shared encoder and head over context and detail crops, plus a scale-attention head.
+
+    Args:
+        cfg: architecture and ablation switches (see `ModelConfig`).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = build_encoder(cfg.encoder, cfg.drop_path_rate)
+        channels = self.encoder.channels
+        self.decode_head = build_head(cfg.head, channels, cfg.num_classes)
+        self.scale_attention_head: nn.Module | None = None
+        if cfg.attention != "fixed":
+            att_channels = cfg.num_classes if cfg.attention == "classwise" else 1
+            self.scale_attention_head = build_head(cfg.head, channels, att_channels, attention=True)
+        self.output_stride = self.encoder.reductions[0 if cfg.head == "daformer_sepaspp" else -1]
+
+    # -- building blocks -------------------------------------------------------------------
+    def scale_attention(self, lr_features: list[torch.Tensor]) -> torch.Tensor | float:
+        """Sigmoid attention (B, K|1, h, w) from context features, or the fixed value."""
+        if self.scale_attention_head is None:
+            return self.cfg.fixed_attention
+        return torch.sigmoid(self.scale_attention_head(lr_features))
+
+    def _detail_source(self, image: torch.Tensor) -> torch.Tensor:
+        return blur_down_up(image) if self.cfg.blur_detail else image
+
+    def _lr_branch(self, image: torch.Tensor):
+        lr_features = self.encoder(resize(image, self.cfg.context_scale))
+        return lr_features, self.decode_head(lr_features), self.scale_attention(lr_features)
+
+    # -- training ----------------------------------------------------------------------------
+    def forward_multires(self, image: torch.Tensor, detail_box: Box) -> MultiResOutput:
+        """Training-style forward on a context crop with the given detail box.
+
+        Args:
+            image: (B, 3, H, W) normalized context crop.
+            detail_box: (y1, y2, x1, x2) in full-resolution pixels of `image`.
+        """
+        lr_features, lr_logits, attention = self._lr_branch(image)
+        hr_features = self.encoder(crop(self._detail_source(image), detail_box))
+        hr_logits = self.decode_head(hr_features)
+        os, cs = self.output_stride, self.cfg.context_scale
+        mask = box_mask(lr_logits.shape[2:], scale_box(detail_box, os / cs), image.device)
+        frame = (image.shape[2] // os, image.shape[3] // os)
+        hr_in_frame = paste(frame, hr_logits, scale_box(detail_box, os))
+        fused, lr_weighted = fuse_logits(lr_logits, attention, hr_in_frame, 1 / cs, mask)
+        return MultiResOutput(
+            fused, lr_logits, attention, lr_weighted, hr_logits, detail_box, lr_features,
+            hr_features,
+        )  # fmt: skip
+
+    def forward_train(
+        self, image: torch.Tensor, generator: torch.Generator | None = None
+    ) -> MultiResOutput:
+        """Draw a fresh detail box (offsets multiples of 8) and run `forward_multires`."""
+        height, width = image.shape[2:]
+        box = sample_detail_box(
+            height, width, self.cfg.detail_crop_size, self.cfg.crop_coord_divisible, generator
+        )
+        return self.forward_multires(image, box)
+
+    # -- inference ---------------------------------------------------------------------------
+    def detail_slide(self, image: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:
+        """Detail logits over the whole image from overlapping detail windows, averaged.
+
+        All windows (x batch) go through encoder and head in one batch unless `max_batch` bounds
+        it (exact in eval mode; keep None where BatchNorm uses batch statistics).
+
+        Args:
+            image: (B, 3, H, W) at full resolution.
+        Returns:
+            (B, K, H/os, W/os) average of the window logits where they overlap.
+        """
+        batch, _, height, width = image.shape
+        window = self.cfg.detail_crop_size
+        stride = tuple(s // 2 for s in window) if self.cfg.detail_slide_overlapping else window
+        boxes = sliding_windows(height, width, window, stride)
+        source = self._detail_source(image)
+        crops = torch.cat([crop(source, box) for box in boxes])  # (n_windows * B, 3, h, w)
+        logits = _run_batched(lambda x: self.decode_head(self.encoder(x)), crops, max_batch)
+        os = self.output_stride
+        frame = (height // os, width // os)
+        canvas = logits.new_zeros((batch, logits.shape[1], *frame))
+        count = logits.new_zeros((batch, 1, *frame))
+        for i, box in enumerate(boxes):
+            box_os = scale_box(box, os)
+            canvas += paste(frame, logits[i * batch : (i + 1) * batch], box_os)
+            count[..., box_os[0] : box_os[1], box_os[2] : box_os[3]] += 1
+        return canvas / count
+
+    def forward_slide(
+        self,
+        image: torch.Tensor,
+        attention_override: float | None = None,
+        max_batch: int | None = None,
+    ) -> MultiResOutput:
+        """Inference forward of one context window: whole-image context + sliding detail.
+
+        Args:
+            image: (B, 3, H, W) normalized context window.
+            attention_override: analysis modes: 0 = context only, 1 = detail only, else fixed.
+            max_batch: bound on images per encoder call in the detail slide.
+        """
+        lr_features, lr_logits, attention = self._lr_branch(image)
+        if attention_override is not None:
+            attention = attention_override
+        hr_logits = self.detail_slide(image, max_batch)
+        fused, lr_weighted = fuse_logits(
+            lr_logits, attention, hr_logits, 1 / self.cfg.context_scale
+        )
+        return MultiResOutput(
+            fused, lr_logits, attention, lr_weighted, hr_logits, None, lr_features, None
+        )
+
+    def encode_decode(
+        self,
+        image: torch.Tensor,
+        attention_override: float | None = None,
+        max_batch: int | None = None,
+    ) -> torch.Tensor:
+        """Full-resolution logits (B, K, H, W) of one context window (also the pseudo-labeller)."""
+        fused = self.forward_slide(image, attention_override, max_batch).fused
+        return F.interpolate(fused, size=image.shape[2:], mode="bilinear", align_corners=False)
+
+
+class Segmentor(nn.Module):
+    """A single-scale segmentor (DAFormer or DeepLabV2): the baselines of the paper's tables."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = build_encoder(cfg.encoder, cfg.drop_path_rate)
+        self.decode_head = build_head(cfg.head, self.encoder.channels, cfg.num_classes)
+        self.scale_attention_head = None
+        self.output_stride = self.encoder.reductions[0 if cfg.head == "daformer_sepaspp" else -1]
+
+    def forward_train(
+        self, image: torch.Tensor, generator: torch.Generator | None = None
+    ) -> MultiResOutput:
+        """Logits (B, K, H/os, W/os) of the whole crop; `generator` is unused (no detail box)."""
+        features = self.encoder(image)
+        return MultiResOutput(self.decode_head(features), lr_features=features)
+
+    def encode_decode(self, image: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:
+        """Full-resolution logits (B, K, H, W)."""
+        logits = _run_batched(lambda x: self.decode_head(self.encoder(x)), image, max_batch)
+        return F.interpolate(logits, size=image.shape[2:], mode="bilinear", align_corners=False)
+
+
+def build_segmentor(cfg: ModelConfig) -> HRDASegmentor | Segmentor:
+    """HRDA if `cfg.multi_resolution`, else the single-scale baseline."""
+    return HRDASegmentor(cfg) if cfg.multi_resolution else Segmentor(cfg)
+
+
+def _run_batched(fn, x: torch.Tensor, max_batch: int | None) -> torch.Tensor:
+    """Apply `fn` to `x` in chunks of at most `max_batch` along dim 0 (all at once if None)."""
+    if max_batch is None or x.shape[0] <= max_batch:
+        return fn(x)
+    return torch.cat([fn(chunk) for chunk in x.split(max_batch)])
+
+
+def segmentation_loss(
+    out: MultiResOutput,
+    label: torch.Tensor,
+    cfg: ModelConfig,
+    weight: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """HRDA's training loss: `(1 - λd - λlr)·CE(fused) + λd·CE(detail) + λlr·CE(lr_weighted)`.
+
+    Logits are upsampled bilinearly to the label size; the detail loss compares the detail logits
+    with the label and weight cropped to the detail box. Cross-entropy averages over all pixels,
+    ignored ones included (mmseg 0.16 semantics).
+
+    Args:
+        out: a training forward's output.
+        label: (B, H, W) int64 train ids, 255 = ignore, at the context's full resolution.
+        weight: optional (B, H, W) per-pixel weight (pseudo-label quality times margins).
+
+    Returns:
+        {"fused", "detail", "context", "total"}: the weighted terms and their sum; a term that is
+        off is absent.
+    """
+
+    def ce(logits: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        return cross_entropy(logits, target, w)
+
+    if out.detail_box is None:  # single-scale segmentor
+        loss = ce(out.fused, label, weight)
+        return {"fused": loss, "total": loss}
+    terms = {"fused": cfg.fused_loss_weight * ce(out.fused, label, weight)}
+    if cfg.lr_loss_weight > 0:
+        terms["context"] = cfg.lr_loss_weight * ce(out.lr_weighted, label, weight)
+    if cfg.detail_loss_weight > 0:
+        box = out.detail_box
+        crop_weight = None if weight is None else crop(weight, box)
+        terms["detail"] = cfg.detail_loss_weight * ce(out.hr_logits, crop(label, box), crop_weight)
+    terms["total"] = sum(terms.values())
+    return terms

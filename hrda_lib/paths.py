@@ -1,0 +1,26 @@
+"""Where things live: paths derived from the package's own location, overridable by env vars.
+
+`HRDA_DATA` (datasets), `HRDA_RESULTS` (outputs), `HRDA_GOLDEN` (the official-code fixtures).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT: Path = Path(__file__).resolve().parent.parent
+
+
+def data_root() -> Path:
+    """Root of the datasets in their official layouts (`data/cityscapes`, `data/gta`, ...)."""
+    return Path(os.environ.get("HRDA_DATA", REPO_ROOT / "data"))
+
+
+def results_root() -> Path:
+    """Root of everything the notebooks and benchmarks write."""
+    return Path(os.environ.get("HRDA_RESULTS", REPO_ROOT / "results"))
+
+
+def golden_root() -> Path:
+    """The official-code fixtures: `../shared/golden` beside the checkout unless overridden."""
+    return Path(os.environ.get("HRDA_GOLDEN", REPO_ROOT.parent / "shared" / "golden"))
