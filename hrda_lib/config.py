@@ -18,6 +18,7 @@ class ModelConfig:
     head: str = "daformer_sepaspp"  # daformer_sepaspp | dlv2 (reduced DeepLabV2, dilations 6, 12)
     num_classes: int = 19  # K
     drop_path_rate: float = 0.1  # MiT stochastic depth (timm's default 0 would be wrong)
+    decoder_channels: int = 256  # DAFormer embedding/fusion width (smaller only for CPU presets)
     multi_resolution: bool = True  # False: a plain single-scale segmentor (DAFormer baseline)
     context_scale: float = 0.5  # 1/s_c: resolution at which the context crop is seen (LR)
     detail_crop_size: tuple[int, int] = (512, 512)  # detail (HR) crop, full-resolution pixels

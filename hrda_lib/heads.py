@@ -169,7 +169,11 @@ class DLV2Head(nn.Module):
 
 
 def build_head(
-    kind: str, in_channels: Sequence[int], num_classes: int, attention: bool = False
+    kind: str,
+    in_channels: Sequence[int],
+    num_classes: int,
+    attention: bool = False,
+    channels: int = 256,
 ) -> nn.Module:
     """The segmentation head (`attention=False`) or the scale-attention head of a decoder kind.
 
@@ -178,9 +182,11 @@ def build_head(
         in_channels: encoder stage channels.
         num_classes: output channels (K for the seg head; K or 1 for attention).
         attention: build the scale-attention variant (1x1-conv fusion for DAFormer).
+        channels: DAFormer's embedding and fusion width (256).
     """
     if kind == "daformer_sepaspp":
-        return DAFormerHead(in_channels, num_classes, fusion="conv1x1" if attention else "sep_aspp")
+        fusion = "conv1x1" if attention else "sep_aspp"
+        return DAFormerHead(in_channels, num_classes, embed_dim=channels, fusion=fusion)
     if kind == "dlv2":
         return DLV2Head(in_channels, num_classes)
     raise ValueError(f"unknown head {kind!r}; expected 'daformer_sepaspp' or 'dlv2'")

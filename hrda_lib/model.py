@@ -108,11 +108,15 @@ class HRDASegmentor(nn.Module):
         self.cfg = cfg
         self.encoder = build_encoder(cfg.encoder, cfg.drop_path_rate)
         channels = self.encoder.channels
-        self.decode_head = build_head(cfg.head, channels, cfg.num_classes)
+        self.decode_head = build_head(
+            cfg.head, channels, cfg.num_classes, channels=cfg.decoder_channels
+        )
         self.scale_attention_head: nn.Module | None = None
         if cfg.attention != "fixed":
             att_channels = cfg.num_classes if cfg.attention == "classwise" else 1
-            self.scale_attention_head = build_head(cfg.head, channels, att_channels, attention=True)
+            self.scale_attention_head = build_head(
+                cfg.head, channels, att_channels, attention=True, channels=cfg.decoder_channels
+            )
         self.output_stride = self.encoder.reductions[0 if cfg.head == "daformer_sepaspp" else -1]
 
     # -- building blocks -------------------------------------------------------------------
@@ -231,7 +235,9 @@ class Segmentor(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = build_encoder(cfg.encoder, cfg.drop_path_rate)
-        self.decode_head = build_head(cfg.head, self.encoder.channels, cfg.num_classes)
+        self.decode_head = build_head(
+            cfg.head, self.encoder.channels, cfg.num_classes, channels=cfg.decoder_channels
+        )
         self.scale_attention_head = None
         self.output_stride = self.encoder.reductions[0 if cfg.head == "daformer_sepaspp" else -1]
 

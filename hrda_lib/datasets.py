@@ -1,0 +1,331 @@
+"""Dataset readers and the UDA / domain-generalization training datasets of HRDA.
+
+Implements the data side of HRDA's training (reference spec sections 3.8, 3.10): readers for
+GTA, Synthia, Cityscapes, ACDC, Dark Zurich, BDD100K and Mapillary in their official layouts
+(see `hrda_lib.layout`), the `UDADataset` that pairs a source sample with a random target
+sample (with optional rare class sampling), and the source-only dataset of the DG extension.
+
+Randomness: sample `index` draws every random choice from `np.random.default_rng([seed,
+index])`, so a sample is the same in any worker, process or order, and no worker seeding is
+needed. Any index >= 0 is valid (it selects file `index % n_files`), so a sampler can hand out
+fresh indices forever: `InfiniteSampler` does, and gives every draw a new crop and flip.
+
+Sample dict contract (what the trainer reads):
+    img               (3, H, W) float32 normalized RGB
+    gt_semantic_seg   (H, W) int64 train ids, 255 = ignore (absent for unlabelled sets)
+    valid_pseudo_mask (H, W) uint8 margin mask, all ones without margins (training samples)
+    img_path          str
+    crop_box          (4,) int64 (y1, y2, x1, x2) in the resized image (training samples)
+    flip              bool tensor (training samples)
+A test sample holds `img` at the test scale and `gt_semantic_seg` at the ORIGINAL label size
+(evaluation resizes the logits to it, as mmseg does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from hrda_lib.layout import (
+    PairLayout,
+    acdc_layout,
+    bdd100k_layout,
+    cityscapes_layout,
+    dark_zurich_layout,
+    find_pairs,
+    gta_layout,
+    mapillary_layout,
+    synthia_layout,
+)
+from hrda_lib.rcs import RareClassSampler, RCSConfig, build_rare_class_sampler, crop_has_rare_class
+from hrda_lib.transforms import PipelineConfig, test_transform, train_transform
+
+
+def read_image(path: Path | str) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB (decoded with OpenCV)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"cannot read image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_label(path: Path | str) -> np.ndarray:
+    """A train-id label PNG as (H, W) uint8."""
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise OSError(f"cannot read label {path}")
+    if label.ndim != 2:
+        raise ValueError(f"{path}: expected a single-channel train-id PNG, got {label.shape}")
+    return label
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of sample `index` of a dataset seeded with `seed`."""
+    return np.random.default_rng([seed, index])
+
+
+class SegmentationDataset(Dataset):
+    """One split of one dataset with its pipeline: a list of (image, label) files.
+
+    Args:
+        pairs: (image, label or None) paths, e.g. from `hrda_lib.layout.find_pairs`.
+        pipeline: resize/crop/flip settings of this dataset.
+        train: training pipeline (random crop, flip, margin mask) or test pipeline.
+        seed: base seed of the per-sample generators.
+        load_labels: False drops the labels (a UDA target must not see them).
+        root: the dataset root holding the conversion statistics (needed by RCS).
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[Path, Path | None]],
+        pipeline: PipelineConfig,
+        train: bool = True,
+        seed: int = 0,
+        load_labels: bool = True,
+        root: Path | None = None,
+    ) -> None:
+        if not pairs:
+            raise ValueError("a dataset needs at least one image")
+        self.img_paths = [Path(img) for img, _ in pairs]
+        labels = [label for _, label in pairs] if load_labels else [None] * len(pairs)
+        self.label_paths = [Path(p) if p is not None else None for p in labels]
+        self.pipeline, self.train, self.seed, self.root = pipeline, train, seed, root
+
+    def __len__(self) -> int:
+        return len(self.img_paths)
+
+    @property
+    def labelled(self) -> bool:
+        return self.label_paths[0] is not None
+
+    def load(self, file_index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Decode file `file_index`: (H, W, 3) uint8 RGB and (H, W) uint8 label or None."""
+        label_path = self.label_paths[file_index]
+        label = read_label(label_path) if label_path is not None else None
+        return read_image(self.img_paths[file_index]), label
+
+    def transform(
+        self, image: np.ndarray, label: np.ndarray | None, rng: np.random.Generator
+    ) -> dict[str, torch.Tensor]:
+        """Run the training pipeline on decoded arrays and convert to the sample contract."""
+        out = train_transform(image, label, self.pipeline, rng)
+        sample = {
+            "img": torch.from_numpy(out["img"]),
+            "valid_pseudo_mask": torch.from_numpy(out["valid_pseudo_mask"]),
+            "crop_box": torch.tensor(out["crop_box"], dtype=torch.int64),
+            "flip": torch.tensor(out["flip"]),
+        }
+        if "gt_semantic_seg" in out:
+            sample["gt_semantic_seg"] = torch.from_numpy(out["gt_semantic_seg"]).long()
+        return sample
+
+    def sample(self, file_index: int, rng: np.random.Generator) -> dict:
+        """The sample of file `file_index` with the randomness of `rng`."""
+        image, label = self.load(file_index)
+        if self.train:
+            sample = self.transform(image, label, rng)
+        else:
+            sample = {"img": torch.from_numpy(test_transform(image, self.pipeline))}
+            if label is not None:
+                sample["gt_semantic_seg"] = torch.from_numpy(label).long()
+        sample["img_path"] = str(self.img_paths[file_index])
+        return sample
+
+    def __getitem__(self, index: int) -> dict:
+        return self.sample(index % len(self), sample_rng(self.seed, index))
+
+
+def rare_class_sample(
+    source: SegmentationDataset, sampler: RareClassSampler, rng: np.random.Generator
+) -> dict:
+    """Draw a rare class and a file with it, re-cropping until the crop shows the class.
+
+    The file is decoded once; the pipeline runs at most `1 + max_recrops` times on it.
+    """
+    rare_class, file_index = sampler.sample(rng)
+    image, label = source.load(file_index)
+    sample = source.transform(image, label, rng)
+    for _ in range(sampler.config.max_recrops):
+        if crop_has_rare_class(sample["gt_semantic_seg"].numpy(), rare_class, sampler.config):
+            break
+        sample = source.transform(image, label, rng)
+    sample["img_path"] = str(source.img_paths[file_index])
+    sample["rare_class"] = torch.tensor(rare_class)
+    return sample
+
+
+def _rare_class_sampler(source: SegmentationDataset, rcs: RCSConfig | None):
+    if rcs is None:
+        return None
+    if source.root is None or not source.labelled:
+        raise ValueError("rare class sampling needs a labelled source with a `root`")
+    return build_rare_class_sampler(source.root, source.label_paths, rcs)
+
+
+class UDADataset(Dataset):
+    """Source sample `index % |S|` (or a rare-class sample) with a uniformly random target.
+
+    Returns the source sample's keys plus `target_img`, `target_valid_pseudo_mask` and
+    `target_img_path`. The length is |S| * |T| as in the official UDADataset.
+    """
+
+    def __init__(
+        self,
+        source: SegmentationDataset,
+        target: SegmentationDataset,
+        rcs: RCSConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        if not (source.train and target.train):
+            raise ValueError("UDADataset needs training pipelines for source and target")
+        self.source, self.target, self.seed = source, target, seed
+        self.rare_class_sampler = _rare_class_sampler(source, rcs)
+
+    def __len__(self) -> int:
+        return len(self.source) * len(self.target)
+
+    def __getitem__(self, index: int) -> dict:
+        rng = sample_rng(self.seed, index)
+        if self.rare_class_sampler is not None:
+            sample = rare_class_sample(self.source, self.rare_class_sampler, rng)
+        else:
+            sample = self.source.sample(index % len(self.source), rng)
+        target = self.target.sample(int(rng.integers(len(self.target))), rng)
+        sample["target_img"] = target["img"]
+        sample["target_valid_pseudo_mask"] = target["valid_pseudo_mask"]
+        sample["target_img_path"] = target["img_path"]
+        return sample
+
+
+class SourceOnlyDataset(Dataset):
+    """Domain generalization: source samples only, with optional rare class sampling."""
+
+    def __init__(
+        self, source: SegmentationDataset, rcs: RCSConfig | None = None, seed: int = 0
+    ) -> None:
+        self.source, self.seed = source, seed
+        self.rare_class_sampler = _rare_class_sampler(source, rcs)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict:
+        rng = sample_rng(self.seed, index)
+        if self.rare_class_sampler is not None:
+            return rare_class_sample(self.source, self.rare_class_sampler, rng)
+        return self.source.sample(index % len(self.source), rng)
+
+
+class InfiniteSampler(Sampler[int]):
+    """Endless indices: epoch e yields `e * n + permutation_e(range(n))`.
+
+    Every index is new, so every draw gets its own crop, flip and target pairing, while the
+    file order is a fresh permutation per epoch. Seeded by `seed` (torch generator).
+    """
+
+    def __init__(self, length: int, seed: int = 0) -> None:
+        self.length, self.seed = length, seed
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed)
+        epoch = 0
+        while True:
+            for i in torch.randperm(self.length, generator=generator).tolist():
+                yield epoch * self.length + i
+            epoch += 1
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """DataLoader worker setup: one OpenCV thread per worker (workers run in parallel)."""
+    cv2.setNumThreads(1)
+
+
+# --- readers (official layouts, see hrda_lib.layout) -------------------------------------------
+
+
+def _dataset(layout: PairLayout, pipeline, train, seed, root, check_sizes, load_labels=True):
+    return SegmentationDataset(
+        find_pairs(layout, check_sizes=check_sizes),
+        pipeline,
+        train=train,
+        seed=seed,
+        load_labels=load_labels,
+        root=root,
+    )
+
+
+def gta(
+    root: Path, pipeline: PipelineConfig, train: bool = True, seed: int = 0, check_sizes=True
+) -> SegmentationDataset:
+    """GTA5 (source): all of `root/images` with `root/labels/*_labelTrainIds.png`."""
+    return _dataset(gta_layout(Path(root)), pipeline, train, seed, Path(root), check_sizes)
+
+
+def synthia(
+    root: Path, pipeline: PipelineConfig, train: bool = True, seed: int = 0, check_sizes=True
+) -> SegmentationDataset:
+    """SYNTHIA-RAND-CITYSCAPES (source)."""
+    return _dataset(synthia_layout(Path(root)), pipeline, train, seed, Path(root), check_sizes)
+
+
+def cityscapes(
+    root: Path,
+    split: str,
+    pipeline: PipelineConfig,
+    train: bool = True,
+    labels: bool = True,
+    seed: int = 0,
+    check_sizes: bool = True,
+) -> SegmentationDataset:
+    """Cityscapes `split`; `labels=False` for the UDA target (labels neither checked nor read)."""
+    layout = cityscapes_layout(Path(root), split, labels=labels)
+    return _dataset(layout, pipeline, train, seed, Path(root), check_sizes)
+
+
+def acdc(
+    root: Path,
+    split: str,
+    pipeline: PipelineConfig,
+    train: bool = True,
+    labels: bool = True,
+    seed: int = 0,
+    check_sizes: bool = True,
+) -> SegmentationDataset:
+    """ACDC `split` (all four conditions, flattened per split)."""
+    layout = acdc_layout(Path(root), split, labels=labels)
+    return _dataset(layout, pipeline, train, seed, Path(root), check_sizes)
+
+
+def dark_zurich(
+    root: Path,
+    split: str,
+    pipeline: PipelineConfig,
+    train: bool = True,
+    seed: int = 0,
+    check_sizes: bool = True,
+) -> SegmentationDataset:
+    """Dark Zurich: split "train" = `rgb_anon/train/night` (unlabelled), or "val"."""
+    layout = dark_zurich_layout(Path(root), split)
+    return _dataset(layout, pipeline, train, seed, Path(root), check_sizes)
+
+
+def bdd100k(
+    root: Path, pipeline: PipelineConfig, split: str = "val", check_sizes: bool = True
+) -> SegmentationDataset:
+    """BDD100K semantic segmentation `split` for evaluation (test pipeline)."""
+    layout = bdd100k_layout(Path(root), split)
+    return _dataset(layout, pipeline, False, 0, Path(root), check_sizes)
+
+
+def mapillary(
+    root: Path, pipeline: PipelineConfig, split: str = "validation", check_sizes: bool = True
+) -> SegmentationDataset:
+    """Mapillary Vistas `split` for evaluation (test pipeline), converted train-id labels."""
+    layout = mapillary_layout(Path(root), split)
+    return _dataset(layout, pipeline, False, 0, Path(root), check_sizes)

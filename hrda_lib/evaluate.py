@@ -1,0 +1,162 @@
+"""Evaluation: per-class IoU and mIoU of a segmentor on a labelled dataset (reference spec 5).
+
+Predictions are the argmax of slide inference at the test resolution, resized bilinearly (as
+logits) to the label's size; the confusion matrix is accumulated over the whole set. Works on our
+training checkpoints and on official ones.
+
+    python -m hrda_lib.evaluate work_dirs/synthetic_hrda/latest.pth --out results/eval
+    python -m hrda_lib.evaluate official.pth --preset gta_to_cityscapes_hrda --max-images 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from hrda_lib.classes import NUM_CLASSES
+from hrda_lib.inference import slide_inference
+from hrda_lib.metrics import confusion_matrix, summary
+
+
+@dataclass
+class EvalResult:
+    summary: dict  # aAcc, mIoU, mAcc (and mIoU16 / mIoU13 for Synthia), in percent
+    per_class: pd.DataFrame  # class, IoU, Acc
+    confusion: np.ndarray  # (K, K) int64, rows = ground truth
+
+
+@torch.no_grad()
+def predict_logits(
+    model, image: torch.Tensor, window, stride, size, max_batch=None
+) -> torch.Tensor:
+    """Slide-inference logits of (B, 3, h, w) resized to `size` = the label's (H, W)."""
+    logits = slide_inference(model, image, window, stride, max_batch)
+    if tuple(logits.shape[2:]) != tuple(size):
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return logits
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    dataset,
+    window: tuple[int, int],
+    stride: tuple[int, int],
+    max_batch: int | None = None,
+    synthia: bool = False,
+    progress: bool = False,
+) -> EvalResult:
+    """Confusion matrix, per-class IoU and mIoU of `model` (eval mode) over `dataset`.
+
+    Args:
+        dataset: yields `img` (3, h, w) normalized and `gt_semantic_seg` (H, W) int64.
+        window, stride: the outer sliding window at test resolution.
+        synthia: also report the 16- and 13-class means.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    indices = range(len(dataset))
+    if progress:
+        from tqdm.auto import tqdm
+
+        indices = tqdm(indices, desc="evaluate")
+    for i in indices:
+        sample = dataset[i]
+        label = sample["gt_semantic_seg"]
+        image = sample["img"][None].to(device)
+        pred = predict_logits(model, image, window, stride, label.shape, max_batch).argmax(1)[0]
+        confusion += np.asarray(confusion_matrix(pred.cpu(), label, NUM_CLASSES))
+    model.train(was_training)
+    table = summary(confusion, synthia=synthia)
+    per_class = pd.DataFrame(table.pop("per_class"))
+    return EvalResult(table, per_class, confusion)
+
+
+def target_val_dataset(cfg):
+    """The labelled target validation set of an experiment."""
+    from hrda_lib.data_setup import build_val_dataset
+
+    return build_val_dataset(cfg)
+
+
+def load_any_checkpoint(path: str | Path, which: str = "model") -> torch.nn.Module:
+    """A model from our training checkpoint or from an official mmseg one."""
+    from hrda_lib.checkpoints import load_official_checkpoint
+    from hrda_lib.train import CHECKPOINT_FORMAT, load_trained_model
+
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+        return load_trained_model(path, which)
+    return load_official_checkpoint(payload, which="teacher" if which == "teacher" else "model")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from hrda_lib.presets import get_preset
+    from hrda_lib.viz import colorize
+
+    parser = argparse.ArgumentParser(description="Evaluate a checkpoint on a labelled dataset.")
+    parser.add_argument("checkpoint")
+    parser.add_argument(
+        "--preset",
+        help="experiment whose target val set and windows to use "
+        "(default: the checkpoint's own config)",
+    )
+    parser.add_argument("--which", default="model", choices=["model", "teacher"])
+    parser.add_argument("--max-images", type=int)
+    parser.add_argument("--max-batch", type=int, help="bound images per encoder call (memory)")
+    parser.add_argument("--out", default="results/eval", help="folder for tables and images")
+    parser.add_argument("--save-images", type=int, default=4, help="predictions to save as PNG")
+    args = parser.parse_args(argv)
+    payload = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    if args.preset:
+        cfg = get_preset(args.preset)
+    elif (
+        isinstance(payload, dict) and "config" in payload and not isinstance(payload["config"], str)
+    ):
+        cfg = payload["config"]
+    else:
+        parser.error("an official checkpoint needs --preset to say which dataset to use")
+    model = load_any_checkpoint(args.checkpoint, args.which)
+    if torch.cuda.is_available():
+        model.cuda()
+    dataset = target_val_dataset(cfg)
+    if args.max_images:
+        dataset = torch.utils.data.Subset(dataset, range(min(args.max_images, len(dataset))))
+    synthia = cfg.data.source == "synthia"
+    result = evaluate(
+        model, dataset, cfg.test_window, cfg.test_stride, args.max_batch, synthia, progress=True
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result.per_class.to_csv(out / "per_class.csv", index=False)
+    np.savetxt(out / "confusion.csv", result.confusion, fmt="%d", delimiter=",")
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2))
+    from PIL import Image
+
+    for i in range(min(args.save_images, len(dataset))):
+        sample = dataset[i]
+        image = sample["img"][None].to(next(model.parameters()).device)
+        pred = predict_logits(
+            model,
+            image,
+            cfg.test_window,
+            cfg.test_stride,
+            sample["gt_semantic_seg"].shape,
+            args.max_batch,
+        ).argmax(1)[0]
+        Image.fromarray(colorize(pred.cpu().numpy())).save(out / f"pred_{i:03d}.png")
+    print(result.per_class.to_string(index=False))
+    print(json.dumps(result.summary))
+
+
+if __name__ == "__main__":
+    main()

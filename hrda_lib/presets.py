@@ -1,0 +1,323 @@
+"""Presets: one function per experiment of the paper, and scaled-down synthetic benchmark rows.
+
+Paper presets (reference spec 7) train MiT-b5 on real data at full resolution. Synthetic presets
+run the same rows on the procedurally generated benchmark on a CPU: every size divided by 4 (the
+256x512 images stand for 1024x2048, context crops 256 for 1024, detail crops 128 for 512, test
+windows 256/128 for 1024/512), MiT-b0 from random init (no ImageNet weights can be downloaded
+here), a 64-channel decoder, a few hundred iterations with the schedule, warm-up and EMA rate
+scaled to that length, and no feature distance (its "ImageNet" model would be the random init).
+Smoke presets run the synthetic rows for a few iterations on the `tiny` variant (tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from hrda_lib import synthetic
+from hrda_lib.config import ModelConfig
+from hrda_lib.experiment import DataConfig, ExperimentConfig, MICConfig, UDAConfig
+from hrda_lib.optim import OptimizerConfig
+from hrda_lib.rcs import RCSConfig
+from hrda_lib.transforms import PipelineConfig
+
+# -- paper presets (real data, GPU) ------------------------------------------------------------
+
+
+def gta_to_cityscapes_hrda() -> ExperimentConfig:
+    """Table 1: final HRDA, GTA -> Cityscapes, MiT-b5, context 1024 (s_c 2), detail 512."""
+    return ExperimentConfig(
+        name="gta_to_cityscapes_hrda",
+        pretrained="pretrained/mit_b5.pth",
+        notes="HRDA Table 1 (73.8 mIoU, mean of 3 seeds)",
+    )
+
+
+def synthia_to_cityscapes_hrda() -> ExperimentConfig:
+    """Table 1: Synthia -> Cityscapes (Synthia up-scaled to 2560x1520)."""
+    source = PipelineConfig(scale=(2560, 1520), crop_size=(1024, 1024), cat_max_ratio=0.75)
+    data = DataConfig(source="synthia", source_pipeline=source)
+    return replace(
+        gta_to_cityscapes_hrda(),
+        name="synthia_to_cityscapes_hrda",
+        data=data,
+        notes="HRDA Table 1 (65.8 mIoU16)",
+    )
+
+
+def cityscapes_to_acdc_hrda(target: str = "acdc") -> ExperimentConfig:
+    """Cityscapes -> ACDC (or Dark Zurich): no pseudo-label margins, target at 1920x1080."""
+    data = DataConfig(
+        source="cityscapes",
+        target=target,
+        source_pipeline=PipelineConfig(
+            scale=(2048, 1024), crop_size=(1024, 1024), cat_max_ratio=0.75
+        ),
+        target_pipeline=PipelineConfig(scale=(1920, 1080), crop_size=(1024, 1024)),
+        test_pipeline=PipelineConfig(scale=(1920, 1080)),
+    )
+    return replace(
+        gta_to_cityscapes_hrda(),
+        name=f"cityscapes_to_{target}_hrda",
+        data=data,
+        notes="HRDA extension: 68.0 (ACDC) / 55.9 (Dark Zurich) mIoU on test",
+    )
+
+
+def cityscapes_to_darkzurich_hrda() -> ExperimentConfig:
+    return replace(cityscapes_to_acdc_hrda("dark_zurich"), name="cityscapes_to_darkzurich_hrda")
+
+
+def gta_to_cityscapes_mic_hrda() -> ExperimentConfig:
+    """MIC(HRDA), GTA -> Cityscapes: masked target images, block 64, ratio 0.7 (75.9 mIoU)."""
+    base = gta_to_cityscapes_hrda()
+    return replace(
+        base,
+        name="gta_to_cityscapes_mic_hrda",
+        seed=2,
+        uda=replace(base.uda, mic=MICConfig()),
+        notes="MIC Table 1 (75.9 mIoU)",
+    )
+
+
+def cityscapes_to_acdc_mic_hrda() -> ExperimentConfig:
+    base = cityscapes_to_acdc_hrda()
+    return replace(
+        base,
+        name="cityscapes_to_acdc_mic_hrda",
+        uda=replace(base.uda, mic=MICConfig(mode="separate")),
+    )
+
+
+def _lr_data(cfg: ExperimentConfig) -> ExperimentConfig:
+    """DAFormer's half-resolution data: GTA 1280x720 / Cityscapes 1024x512 with 512 crops."""
+    data = DataConfig(
+        source_pipeline=PipelineConfig(scale=(1280, 720), crop_size=(512, 512), cat_max_ratio=0.75),
+        target_pipeline=PipelineConfig(
+            scale=(1024, 512), crop_size=(512, 512), margins=(30, 240, 30, 30)
+        ),
+        test_pipeline=PipelineConfig(scale=(1024, 512)),
+        rcs=RCSConfig(min_crop_ratio=0.5),
+    )
+    return replace(cfg, data=data, test_window=(512, 512), test_stride=(256, 256))
+
+
+def gta_to_cityscapes_daformer() -> ExperimentConfig:
+    """DAFormer (LR1.0): single-scale on half-resolution data (68.3 mIoU)."""
+    base = gta_to_cityscapes_hrda()
+    model = replace(base.model, multi_resolution=False)
+    return _lr_data(replace(base, name="gta_to_cityscapes_daformer", model=model))
+
+
+def gta_to_cityscapes_daformer_hr_crop(crop: int = 512) -> ExperimentConfig:
+    """Table 7 row 1 / Figure 4: single-scale DAFormer on full-resolution crops of `crop`."""
+    base = gta_to_cityscapes_hrda()
+    data = replace(
+        base.data,
+        source_pipeline=replace(base.data.source_pipeline, crop_size=(crop, crop)),
+        target_pipeline=replace(base.data.target_pipeline, crop_size=(crop, crop)),
+    )
+    return replace(
+        base,
+        name="gta_to_cityscapes_daformer_hr_crop",
+        data=data,
+        model=replace(base.model, multi_resolution=False),
+        test_window=(crop, crop),
+        test_stride=(crop // 2, crop // 2),
+    )
+
+
+def gta_to_cityscapes_source_only() -> ExperimentConfig:
+    base = gta_to_cityscapes_hrda()
+    return replace(
+        base, name="gta_to_cityscapes_source_only", uda=replace(base.uda, self_training=False)
+    )
+
+
+def gta_to_cityscapes_hrda_deeplabv2() -> ExperimentConfig:
+    """Table 2: HRDA with DeepLabV2 (ResNet-101) and the DAFormer recipe (~63 mIoU)."""
+    base = gta_to_cityscapes_hrda()
+    model = ModelConfig(encoder="resnet101_v1c", head="dlv2")
+    return replace(
+        base,
+        name="gta_to_cityscapes_hrda_deeplabv2",
+        model=model,
+        pretrained="pretrained/resnet101_v1c.pth",
+    )
+
+
+def gta_to_cityscapes_hrda_dacs() -> ExperimentConfig:
+    """Table 2: HRDA with DACS (alpha 0.99, no FD, RCS or margins) and DeepLabV2 (59.4 mIoU)."""
+    base = gta_to_cityscapes_hrda_deeplabv2()
+    data = replace(
+        base.data, rcs=None, target_pipeline=replace(base.data.target_pipeline, margins=None)
+    )
+    uda = replace(base.uda, ema_alpha=0.99, fd_weight=0.0)
+    return replace(base, name="gta_to_cityscapes_hrda_dacs", data=data, uda=uda)
+
+
+# Ablation suffixes of experiments.py (spec 2.7), as ModelConfig changes.
+ABLATIONS: dict[str, dict] = {
+    "fixedatt": dict(attention="fixed"),
+    "singleatt": dict(attention="single"),
+    "nooverlap": dict(detail_slide_overlapping=False),
+    "blurhr": dict(blur_detail=True),
+    "samescale": dict(context_scale=1.0),
+    "sc0.25": dict(context_scale=0.25),
+    "sc0.75": dict(context_scale=0.75),
+    "ld0": dict(detail_loss_weight=0.0),
+    "ld0.3": dict(detail_loss_weight=0.3),
+    "ld0.5": dict(detail_loss_weight=0.5),
+}
+
+
+# -- synthetic presets (CPU) -------------------------------------------------------------------
+
+
+def synthetic_hrda(variant: str = "quick", iters: int = 300) -> ExperimentConfig:
+    """HRDA on the synthetic benchmark, every size / 4 (see the module docstring)."""
+    size = synthetic.VARIANTS[variant]()
+    context = size.height  # a square context crop of the full image height
+    detail = context // 2
+    data = DataConfig(
+        source="synthetic",
+        target="synthetic",
+        synthetic_variant=variant,
+        source_pipeline=synthetic.source_pipeline(size),
+        target_pipeline=synthetic.target_pipeline(size, synthetic.paper_margins(size)),
+        test_pipeline=synthetic.test_pipeline(size),
+        rcs=synthetic.rcs_config(size),
+        num_workers=0,
+    )
+    return ExperimentConfig(
+        name="synthetic_hrda",
+        model=ModelConfig(encoder="mit_b0", decoder_channels=64, detail_crop_size=(detail, detail)),
+        data=data,
+        uda=UDAConfig(ema_alpha=0.99, fd_weight=0.0),
+        optimizer=OptimizerConfig(lr=3e-4, warmup_iters=max(iters * 3 // 80, 1), max_iters=iters),
+        iters=iters,
+        test_window=(context, context),
+        test_stride=(context // 2, context // 2),
+        eval_interval=max(iters // 3, 1),
+        checkpoint_interval=max(iters // 3, 1),
+        notes="synthetic benchmark: sizes / 4, MiT-b0 random init, 64-ch decoder, no FD",
+    )
+
+
+def _single_scale(cfg: ExperimentConfig, context_scale: float, crop: int) -> ExperimentConfig:
+    """DAFormer baseline: images scaled by `context_scale`, crops of `crop` (scaled pixels)."""
+
+    def scaled(p: PipelineConfig, crop_size) -> PipelineConfig:
+        scale = (round(p.scale[0] * context_scale), round(p.scale[1] * context_scale))
+        return replace(p, scale=scale, crop_size=crop_size)
+
+    data = cfg.data
+    data = replace(
+        data,
+        source_pipeline=scaled(data.source_pipeline, (crop, crop)),
+        target_pipeline=scaled(data.target_pipeline, (crop, crop)),
+        test_pipeline=scaled(data.test_pipeline, None),
+    )
+    return replace(
+        cfg,
+        data=data,
+        model=replace(cfg.model, multi_resolution=False),
+        test_window=(crop, crop),
+        test_stride=(crop // 2, crop // 2),
+    )
+
+
+def synthetic_rows(variant: str = "quick", iters: int = 300) -> dict[str, ExperimentConfig]:
+    """The main comparison and the ablation rows on the synthetic benchmark."""
+    hrda = synthetic_hrda(variant, iters)
+    context = hrda.test_window[0]
+    detail = hrda.model.detail_crop_size[0]
+    rows = {
+        "hrda": hrda,
+        "source_only": replace(hrda, uda=replace(hrda.uda, self_training=False)),
+        # DAFormer on LR data: the context crop seen at its LR scale, as HRDA's context branch.
+        "daformer_lr": _single_scale(hrda, 0.5, context // 2),
+        # DAFormer on HR crops of the detail size (same memory as one HRDA branch).
+        "daformer_hr": _single_scale(hrda, 1.0, detail),
+        "mic_hrda": replace(hrda, uda=replace(hrda.uda, mic=MICConfig(block_size=16))),
+        "detail64": replace(hrda, model=replace(hrda.model, detail_crop_size=(64, 64))),
+        "detail96": replace(hrda, model=replace(hrda.model, detail_crop_size=(96, 96))),
+    }
+    for suffix, change in ABLATIONS.items():
+        model = replace(hrda.model, **change)
+        if suffix == "samescale":  # detail = context resolution: LR loss on, as experiments.py
+            model = replace(model, lr_loss_weight=model.detail_loss_weight)
+        rows[suffix] = replace(hrda, model=model)
+    return {key: replace(cfg, name=f"synthetic_{key}") for key, cfg in rows.items()}
+
+
+def smoke_rows() -> dict[str, ExperimentConfig]:
+    """Every synthetic row for 4 iterations on the tiny variant: seconds each (tests)."""
+    rows = synthetic_rows("tiny", iters=4)
+    out = {}
+    for key, cfg in rows.items():
+        cfg = replace(
+            cfg,
+            name=f"smoke_{key}",
+            eval_interval=4,
+            checkpoint_interval=2,
+            data=replace(cfg.data, rcs=None if key == "daformer_lr" else cfg.data.rcs),
+        )
+        if key == "mic_hrda":
+            cfg = replace(cfg, uda=replace(cfg.uda, mic=MICConfig(block_size=8)))
+        out[key] = cfg
+    # One smoke row exercises the feature distance, which the synthetic presets leave off.
+    out["hrda"] = replace(out["hrda"], uda=replace(out["hrda"].uda, fd_weight=0.005))
+    return out
+
+
+PAPER_PRESETS: dict[str, Callable[[], ExperimentConfig]] = {
+    f.__name__: f
+    for f in (
+        gta_to_cityscapes_hrda,
+        synthia_to_cityscapes_hrda,
+        cityscapes_to_acdc_hrda,
+        cityscapes_to_darkzurich_hrda,
+        gta_to_cityscapes_mic_hrda,
+        cityscapes_to_acdc_mic_hrda,
+        gta_to_cityscapes_daformer,
+        gta_to_cityscapes_daformer_hr_crop,
+        gta_to_cityscapes_source_only,
+        gta_to_cityscapes_hrda_deeplabv2,
+        gta_to_cityscapes_hrda_dacs,
+    )
+}
+
+
+def _paper_ablation(suffix: str) -> ExperimentConfig:
+    base = gta_to_cityscapes_hrda()
+    return replace(
+        base,
+        name=f"gta_to_cityscapes_hrda_{suffix}",
+        model=replace(base.model, **ABLATIONS[suffix]),
+    )
+
+
+def list_presets() -> list[str]:
+    """Every preset name, one per experiment row."""
+    names = list(PAPER_PRESETS) + [f"gta_to_cityscapes_hrda_{s}" for s in ABLATIONS]
+    names += [cfg.name for cfg in synthetic_rows().values()]
+    names += [cfg.name for cfg in smoke_rows().values()]
+    return names
+
+
+def get_preset(name: str) -> ExperimentConfig:
+    """The ExperimentConfig of a preset name (see `list_presets`)."""
+    if name in PAPER_PRESETS:
+        return PAPER_PRESETS[name]()
+    if name.startswith("gta_to_cityscapes_hrda_") and name.rsplit("_", 1)[1] in ABLATIONS:
+        return _paper_ablation(name.rsplit("_", 1)[1])
+    if name.startswith("synthetic_"):
+        rows = synthetic_rows()
+        if name[len("synthetic_") :] in rows:
+            return rows[name[len("synthetic_") :]]
+    if name.startswith("smoke_"):
+        rows = smoke_rows()
+        if name[len("smoke_") :] in rows:
+            return rows[name[len("smoke_") :]]
+    raise KeyError(f"unknown preset {name!r}; `python -m hrda_lib.train --list` shows them all")

@@ -1,0 +1,110 @@
+"""Training: every preset builds, smoke runs finish, resume is exact, bad losses stop cleanly."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from hrda_lib import train as train_module
+from hrda_lib.evaluate import evaluate, load_any_checkpoint, target_val_dataset
+from hrda_lib.experiment import apply_overrides
+from hrda_lib.model import build_segmentor
+from hrda_lib.presets import get_preset, list_presets
+from hrda_lib.train import NonFiniteLossError, load_trained_model, train
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_data(tmp_path_factory: pytest.TempPathFactory):
+    """Point HRDA_DATA at a fresh folder; the first run generates the tiny benchmark there."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HRDA_DATA", str(tmp_path_factory.mktemp("data")))
+    yield
+    patch.undo()
+
+
+def test_every_preset_builds() -> None:
+    names = list_presets()
+    assert len(names) == len(set(names)) > 40
+    for name in names:
+        cfg = get_preset(name)
+        assert cfg.name == name and cfg.optimizer.max_iters == cfg.iters
+    for name in ("gta_to_cityscapes_hrda", "gta_to_cityscapes_hrda_deeplabv2"):
+        model = build_segmentor(get_preset(name).model)
+        assert sum(p.numel() for p in model.parameters()) > 40e6
+    with pytest.raises(KeyError, match="unknown preset"):
+        get_preset("nope")
+
+
+def test_overrides_reach_nested_fields() -> None:
+    cfg = apply_overrides(get_preset("smoke_hrda"), ["model.attention=fixed", "seed=3", "iters=7"])
+    assert (cfg.model.attention, cfg.seed, cfg.iters) == ("fixed", 3, 7)
+    with pytest.raises(ValueError, match="no field"):
+        apply_overrides(cfg, ["model.nope=1"])
+
+
+@pytest.mark.parametrize("row", ["source_only", "daformer_lr", "hrda", "mic_hrda"])
+def test_smoke_training_runs(row: str, tmp_path: Path) -> None:
+    result = train(get_preset(f"smoke_{row}"), tmp_path, progress=False)
+    metrics = result.metrics
+    assert list(metrics["iteration"]) == [1, 2, 3, 4]
+    assert metrics.filter(like="loss").notna().all().all()
+    assert metrics["val_miou"].notna().iloc[-1]
+    if row == "mic_hrda":
+        assert "loss_mic_total" in metrics
+    if row == "hrda":
+        assert {"loss_fd", "loss_mixed_detail", "pseudo_weight"} <= set(metrics)
+    model = load_trained_model(result.checkpoint)
+    assert not model.training
+
+
+def test_resume_is_exact(tmp_path: Path) -> None:
+    cfg = replace(get_preset("smoke_mic_hrda"), checkpoint_interval=1)
+    full = train(cfg, tmp_path / "full", progress=False)
+    train(cfg, tmp_path / "split", stop_at=2, progress=False)
+    with pytest.raises(FileExistsError):
+        train(cfg, tmp_path / "split", progress=False)
+    resumed = train(cfg, tmp_path / "split", resume=True, progress=False)
+    a = torch.load(full.checkpoint, weights_only=False)
+    b = torch.load(resumed.checkpoint, weights_only=False)
+    assert a["iteration"] == b["iteration"] == 4
+    for key in ("model", "teacher"):
+        for name, value in a[key].items():
+            assert torch.equal(value, b[key][name]), (key, name)
+    columns = [c for c in full.metrics if c.startswith("loss")]
+    assert full.metrics[columns].equals(resumed.metrics[columns])
+    # A finished run is returned as is.
+    assert train(cfg, tmp_path / "split", resume=True, progress=False).wall_time_s == 0.0
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    cfg = replace(get_preset("smoke_source_only"), checkpoint_interval=1)
+    real_loss = train_module.segmentation_loss
+    calls = {"n": 0}
+
+    def poisoned(out, label, model_cfg, weight=None):
+        calls["n"] += 1
+        losses = real_loss(out, label, model_cfg, weight)
+        if calls["n"] == 3:
+            losses["total"] = losses["total"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(train_module, "segmentation_loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match="iteration 2"):
+        train(cfg, tmp_path, progress=False)
+    assert torch.load(tmp_path / "latest.pth", weights_only=False)["iteration"] == 2
+
+
+def test_evaluate_official_checkpoint_on_synthetic_val(golden_dir: Path) -> None:
+    cfg = get_preset("smoke_hrda")
+    model = load_any_checkpoint(golden_dir / "hrda_mitb0" / "checkpoint.pth")
+    result = evaluate(model, target_val_dataset(cfg), cfg.test_window, cfg.test_stride)
+    assert result.confusion.sum() > 0 and 0 <= result.summary["mIoU"] <= 100
+    assert len(result.per_class) == 19
+
+
+def test_cli_lists_presets(capsys) -> None:
+    train_module.main(["--list"])
+    assert "synthetic_hrda" in capsys.readouterr().out.split()
