@@ -4,7 +4,8 @@ Measures the training pipelines (decode, resize, crop, flip, normalize; RCS for 
 on the synthetic benchmark at its `quick` size (256x512, 256x256 crops) and at the paper's size
 (a few synthetic scenes drawn at 1024x2048; GTA pipeline upscaling to 1280x2560 with 1024x1024
 crops, Cityscapes pipeline with 1024x1024 crops and margins). A UDA sample counts as two images.
-Writes `results/benchmarks/data.csv` (dataset, resolution, num_workers, images_per_s).
+Writes `results/benchmarks/data.csv` (dataset, resolution, num_workers, images_per_s). Run it
+on an otherwise idle machine: other processes on the same cores distort the scaling.
 
 Usage: python benchmarks/data_benchmark.py [--workers 0 1 2] [--batches 20]
 """
@@ -16,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import torch
 from torch.utils.data import DataLoader
 
@@ -61,11 +63,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--out", type=Path, default=results_root() / "benchmarks" / "data.csv")
+    parser.add_argument("--root", type=Path, default=None, help="quick set (default data/...)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    cv2.setNumThreads(0)  # decode and transform single-threaded; the workers parallelize
 
     quick = synthetic.quick()
-    quick_root = synthetic.ensure_synthetic(synthetic.synthetic_root("quick"), "quick", nproc=2)
+    quick_root = args.root or synthetic.synthetic_root("quick")
+    quick_root = synthetic.ensure_synthetic(quick_root, "quick", nproc=2)
     setups = [
         (
             f"{quick.height}x{quick.width}",
@@ -77,7 +82,9 @@ def main() -> None:
             ),
         )
     ]
-    paper = synthetic.SyntheticConfig(height=1024, width=2048, n_source=6, n_target_train=6, n_target_val=0)
+    paper = synthetic.SyntheticConfig(
+        height=1024, width=2048, n_source=6, n_target_train=6, n_target_val=0
+    )
     with tempfile.TemporaryDirectory() as tmp:
         paper_root = synthetic.generate(Path(tmp), paper, seed=0, nproc=2)
         from hrda_lib.conversion import convert_cityscapes, convert_gta
@@ -85,7 +92,15 @@ def main() -> None:
         convert_gta(paper_root / "gta", nproc=2)
         convert_cityscapes(paper_root / "cityscapes", nproc=2)
         setups.append(
-            ("1024x2048", build(paper_root, gta_hr_pipeline(), cityscapes_hr_pipeline(), synthetic.rcs_config(paper)))
+            (
+                "1024x2048",
+                build(
+                    paper_root,
+                    gta_hr_pipeline(),
+                    cityscapes_hr_pipeline(),
+                    synthetic.rcs_config(paper),
+                ),
+            )
         )
         rows = ["dataset,resolution,num_workers,images_per_s"]
         for resolution, named in setups:

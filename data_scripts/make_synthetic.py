@@ -26,9 +26,13 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="quick")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--root", type=Path, default=None, help="default: data/synthetic_<variant>_s<seed>")
+    parser.add_argument(
+        "--root", type=Path, default=None, help="default: data/synthetic_<variant>_s<seed>"
+    )
     parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--convert", action="store_true", help="also write *_labelTrainIds.png and stats")
+    parser.add_argument(
+        "--convert", action="store_true", help="also write *_labelTrainIds.png and stats"
+    )
     parser.add_argument("--datasheet-dir", type=Path, default=results_root() / "data")
     parser.add_argument("--no-datasheet", action="store_true")
     return parser.parse_args()
@@ -39,7 +43,8 @@ def main() -> None:
     root = args.root or synthetic_root(args.variant, args.seed)
     start = time.perf_counter()
     generate(root, VARIANTS[args.variant](), seed=args.seed, nproc=args.nproc)
-    print(f"generated {args.variant} (seed {args.seed}) in {time.perf_counter() - start:.1f} s: {root}")
+    seconds = time.perf_counter() - start
+    print(f"generated {args.variant} (seed {args.seed}) in {seconds:.1f} s: {root}")
     if args.convert:
         convert_gta(root / "gta", nproc=args.nproc)
         convert_cityscapes(root / "cityscapes", nproc=args.nproc)

@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("-o", "--out-dir", type=Path, default=None, help="stats folder")
     args = parser.parse_args()
     entries = convert_synthia(args.synthia_path, nproc=args.nproc, out_dir=args.out_dir)
-    print(f"converted {len(entries)} Synthia labels; statistics in {args.out_dir or args.synthia_path}")
+    print(f"converted {len(entries)} Synthia labels")
 
 
 if __name__ == "__main__":

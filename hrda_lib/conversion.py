@@ -173,7 +173,9 @@ def read_index_png(path: Path) -> np.ndarray:
     """A palette or greyscale PNG as its (H, W) index array (GTA, Mapillary, Cityscapes ids)."""
     with Image.open(path) as image:
         if image.mode not in ("P", "L", "I;16", "I"):
-            raise ValueError(f"{path}: expected an index/greyscale label PNG, got mode {image.mode}")
+            raise ValueError(
+                f"{path}: expected an index/greyscale label PNG, got mode {image.mode}"
+            )
         return np.asarray(image)
 
 
@@ -247,7 +249,9 @@ def convert_gta(root: Path, nproc: int = 4, out_dir: Path | None = None) -> list
     files = _require_files(
         raw_label_files(root / "labels"), root / "labels", "GTA", "labels/<digits>.png", fix
     )
-    convert = partial(convert_label_file, read_label=read_index_png, id_to_train_id=GTA_ID_TO_TRAIN_ID)
+    convert = partial(
+        convert_label_file, read_label=read_index_png, id_to_train_id=GTA_ID_TO_TRAIN_ID
+    )
     entries = parallel_map(convert, files, nproc, "GTA labels")
     write_class_stats(Path(out_dir or root), entries)
     return entries
@@ -356,4 +360,6 @@ def write_split_lists(gt_dir: Path, label_files: Sequence[Path], out_dir: Path) 
         stem = "/".join(rest).split("_gtFine_")[0]
         per_split.setdefault(split, []).append(stem)
     for split, stems in per_split.items():
-        atomic_write_bytes(Path(out_dir) / f"{split}.txt", "".join(s + "\n" for s in stems).encode())
+        atomic_write_bytes(
+            Path(out_dir) / f"{split}.txt", "".join(s + "\n" for s in stems).encode()
+        )

@@ -15,21 +15,10 @@ from hrda_lib.experiment import DataConfig, ExperimentConfig, data_paths
 
 def ensure_synthetic(cfg: DataConfig, nproc: int = 2) -> None:
     """Generate and convert the synthetic benchmark of `cfg` if it is not there yet (local, no
-    download: about a minute for `quick`). Interrupted runs are completed, not restarted."""
-    from hrda_lib.conversion import convert_cityscapes, convert_gta
-    from hrda_lib.synthetic import VARIANTS, generate
+    download: under a minute for `quick`); a folder from another generator version is refused."""
+    from hrda_lib.synthetic import ensure_synthetic as ensure
 
-    paths = data_paths(cfg)
-    root = paths["source"].parent
-    done = (root / "synthetic.json").is_file() and (
-        paths["source"] / "sample_class_stats.json"
-    ).is_file()
-    if done and (paths["target"] / "val.txt").is_file():
-        return
-    print(f"[data] generating the synthetic benchmark ({cfg.synthetic_variant}) in {root} ...")
-    generate(root, VARIANTS[cfg.synthetic_variant](), seed=cfg.synthetic_seed, nproc=nproc)
-    convert_gta(paths["source"], nproc=nproc)
-    convert_cityscapes(paths["target"], nproc=nproc)
+    ensure(data_paths(cfg)["source"].parent, cfg.synthetic_variant, cfg.synthetic_seed, nproc)
 
 
 def _source(cfg: DataConfig, root: Path, train: bool = True) -> datasets.SegmentationDataset:

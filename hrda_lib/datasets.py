@@ -9,6 +9,9 @@ Randomness: sample `index` draws every random choice from `np.random.default_rng
 index])`, so a sample is the same in any worker, process or order, and no worker seeding is
 needed. Any index >= 0 is valid (it selects file `index % n_files`), so a sampler can hand out
 fresh indices forever: `InfiniteSampler` does, and gives every draw a new crop and flip.
+Images are decoded inside the DataLoader workers (`__getitem__` reads the files); call
+`cv2.setNumThreads(0)` in the training process before starting workers, as mmseg does, so
+that N workers do not each start an OpenCV thread pool.
 
 Sample dict contract (what the trainer reads):
     img               (3, H, W) float32 normalized RGB
@@ -23,6 +26,7 @@ A test sample holds `img` at the test scale and `gt_semantic_seg` at the ORIGINA
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -43,7 +47,12 @@ from hrda_lib.layout import (
     synthia_layout,
 )
 from hrda_lib.rcs import RareClassSampler, RCSConfig, build_rare_class_sampler, crop_has_rare_class
-from hrda_lib.transforms import PipelineConfig, test_transform, train_transform
+from hrda_lib.transforms import (
+    PipelineConfig,
+    crop_flip_normalize,
+    resize_to_scale,
+    test_transform,
+)
 
 
 def read_image(path: Path | str) -> np.ndarray:
@@ -114,7 +123,11 @@ class SegmentationDataset(Dataset):
         self, image: np.ndarray, label: np.ndarray | None, rng: np.random.Generator
     ) -> dict[str, torch.Tensor]:
         """Run the training pipeline on decoded arrays and convert to the sample contract."""
-        out = train_transform(image, label, self.pipeline, rng)
+        return self.crop(resize_to_scale(image, label, self.pipeline), rng)
+
+    def crop(self, resized: tuple, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """The random part of the training pipeline on `resize_to_scale` output, as tensors."""
+        out = crop_flip_normalize(*resized, self.pipeline, rng)
         sample = {
             "img": torch.from_numpy(out["img"]),
             "valid_pseudo_mask": torch.from_numpy(out["valid_pseudo_mask"]),
@@ -146,15 +159,17 @@ def rare_class_sample(
 ) -> dict:
     """Draw a rare class and a file with it, re-cropping until the crop shows the class.
 
-    The file is decoded once; the pipeline runs at most `1 + max_recrops` times on it.
+    The file is decoded and resized once (both deterministic); crop and flip run at most
+    `1 + max_recrops` times on it (the official code re-runs the whole pipeline, with the same
+    result for the same random draws).
     """
     rare_class, file_index = sampler.sample(rng)
-    image, label = source.load(file_index)
-    sample = source.transform(image, label, rng)
+    resized = resize_to_scale(*source.load(file_index), source.pipeline)
+    sample = source.crop(resized, rng)
     for _ in range(sampler.config.max_recrops):
         if crop_has_rare_class(sample["gt_semantic_seg"].numpy(), rare_class, sampler.config):
             break
-        sample = source.transform(image, label, rng)
+        sample = source.crop(resized, rng)
     sample["img_path"] = str(source.img_paths[file_index])
     sample["rare_class"] = torch.tensor(rare_class)
     return sample
@@ -242,22 +257,31 @@ class InfiniteSampler(Sampler[int]):
 
 
 def worker_init_fn(worker_id: int) -> None:
-    """DataLoader worker setup: one OpenCV thread per worker (workers run in parallel)."""
-    cv2.setNumThreads(1)
+    """DataLoader worker setup: seed the global `random` and numpy RNGs per worker.
+
+    This library's samples never read them (see the module docstring); the seeding protects
+    third-party augmentations. OpenCV's thread count must not be changed inside a forked worker
+    (`cv2.setNumThreads` there can deadlock): set it in the parent before the loader starts.
+    """
+    seed = torch.initial_seed() % 2**32  # distinct per worker: base_seed + worker_id
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 # --- readers (official layouts, see hrda_lib.layout) -------------------------------------------
 
 
-def _dataset(layout: PairLayout, pipeline, train, seed, root, check_sizes, load_labels=True):
-    return SegmentationDataset(
-        find_pairs(layout, check_sizes=check_sizes),
-        pipeline,
-        train=train,
-        seed=seed,
-        load_labels=load_labels,
-        root=root,
-    )
+def _dataset(
+    layout: PairLayout,
+    pipeline: PipelineConfig,
+    train: bool,
+    seed: int,
+    root: Path,
+    check_sizes: bool,
+) -> SegmentationDataset:
+    """Check a split's layout and wrap its pairs (labels of an unlabelled layout are None)."""
+    pairs = find_pairs(layout, check_sizes=check_sizes)
+    return SegmentationDataset(pairs, pipeline, train=train, seed=seed, root=root)
 
 
 def gta(

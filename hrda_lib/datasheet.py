@@ -207,7 +207,10 @@ def measure(root: Path) -> dict:
     source_means = class_mean_colours(src_images, src_labels)
     target_means = class_mean_colours(trg_images, trg_labels)
     return {
-        "frequencies": {"source": class_frequencies(src_labels), "target": class_frequencies(trg_labels)},
+        "frequencies": {
+            "source": class_frequencies(src_labels),
+            "target": class_frequencies(trg_labels),
+        },
         "oracle_x2": {
             "source": resolution_oracle_iou(src_labels, 2),
             "target": resolution_oracle_iou(trg_labels + val_labels, 2),
@@ -226,9 +229,13 @@ def measure(root: Path) -> dict:
         "road_sidewalk_rules_target": road_sidewalk_rules(
             trg_images, trg_labels, val_images, val_labels
         ),
-        "counts": {"source": len(src_images), "target_train": len(trg_images), "target_val": len(val_images)},
+        "counts": {
+            "source": len(src_images),
+            "target_train": len(trg_images),
+            "target_val": len(val_images),
+        },
         "samples": (src_images[:3], src_labels[:3], val_images[:3], val_labels[:3]),
-    }  # fmt: skip
+    }
 
 
 def write_datasheet(root: Path, out_dir: Path) -> dict:
@@ -306,6 +313,7 @@ def summary_markdown(root: Path, m: dict) -> str:
     src_px, trg_px = m["frequencies"]["source"][0], m["frequencies"]["target"][0]
     order = np.argsort(-src_px)
     top = ", ".join(f"{CLASSES[k]} {100 * src_px[k]:.1f} %" for k in order[:4])
+    target_top = ", ".join(f"{CLASSES[k]} {100 * trg_px[k]:.1f} %" for k in np.argsort(-trg_px)[:4])
     rare = ", ".join(f"{CLASSES[k]} {100 * src_px[k]:.2f} %" for k in order[-5:][::-1])
     oracle = m["oracle_x2"]["target"]
     worst = np.argsort(oracle)[:5]
@@ -319,6 +327,7 @@ def summary_markdown(root: Path, m: dict) -> str:
         "## Class frequencies (`class_frequencies.csv`)",
         f"- Dominant source classes: {top}.",
         f"- Rarest source classes: {rare}.",
+        f"- Dominant target classes: {target_top}.",
         "",
         "## Fine detail (`resolution_oracle.csv`)",
         "IoU of labels downsampled x2 (nearest) and upsampled back, target:",
@@ -345,4 +354,3 @@ def summary_markdown(root: Path, m: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-

@@ -82,6 +82,11 @@ class ExperimentConfig:
     eval_max_images: int | None = None  # validate on the first N val images (None = all)
     checkpoint_interval: int = 4000  # iterations between checkpoints (and at the end)
     max_batch: int | None = None  # bound on images per encoder call at inference
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | fp32 | bf16
+    activation_checkpointing: bool = False  # recompute MiT blocks in backward (less memory)
+    channels_last: bool = False  # NHWC memory format for convolutions
+    compile: bool = False  # torch.compile the encoder and heads (compile time is reported)
+    log_interval: int = 1  # iterations between host syncs for logging (GPU: 10-50)
     notes: str = ""  # what this preset reproduces and any deviation from the paper
     extra: dict[str, Any] = field(default_factory=dict)  # free-form tags (table, row)
 

@@ -58,9 +58,12 @@ class PairLayout:
     label_hint: str = ""  # how to create missing labels (a conversion command), if any
 
 
-def layout_error(path: Path | str, problem: str, expected: str, fix: str) -> DatasetLayoutError:
+def layout_error(
+    path: Path | str, problem: str, expected: str, fix: str, details: str = ""
+) -> DatasetLayoutError:
     """Build the one message format of all layout problems: problem at path, expected, fix."""
-    return DatasetLayoutError(f"{problem}: {path}\n  expected: {expected}\n  fix: {fix}")
+    details = f"\n  {details}" if details else ""
+    return DatasetLayoutError(f"{problem}: {path}{details}\n  expected: {expected}\n  fix: {fix}")
 
 
 def list_files(folder: Path, suffix: str) -> list[Path]:
@@ -128,11 +131,11 @@ def find_pairs(layout: PairLayout, check_sizes: bool = True) -> list[tuple[Path,
     if missing:
         raise layout_error(
             missing[0],
-            f"{layout.dataset}: {len(missing)} of {len(pairs)} images have no label, "
-            f"missing: {_listed(missing)}",
+            f"{layout.dataset}: {len(missing)} of {len(pairs)} images have no label, the first",
             f"one '*{layout.ann_suffix}' per image, same relative path as the image, "
             f"under {layout.ann_dir}",
             fix,
+            details=f"missing: {_listed(missing)}",
         )
     if check_sizes:
         check_pair_sizes(layout.dataset, pairs)
@@ -156,12 +159,13 @@ def check_pair_sizes(dataset: str, pairs: list[tuple[Path, Path]]) -> None:
         img, label, (iw, ih), (lw, lh) = wrong[0]
         raise layout_error(
             label,
-            f"{dataset}: {len(wrong)} labels differ in size from their image; this one is "
-            f"{lw}x{lh} (WxH), its image {img} is {iw}x{ih}; all: "
-            f"{_listed([str(w[1]) for w in wrong])}",
+            f"{dataset}: {len(wrong)} of {len(pairs)} labels differ in size from their image, "
+            "the first",
             "every label exactly as large as its image",
             "re-extract or re-convert these pairs, or remove them; to keep them anyway pass "
             "check_sizes=False (the label is then resized to the image, nearest neighbour)",
+            details=f"label {lw}x{lh} (WxH), image {img} {iw}x{ih}; all: "
+            f"{_listed([str(w[1]) for w in wrong])}",
         )
 
 

@@ -36,8 +36,43 @@ from tqdm import tqdm
 from hrda_lib.classes import NUM_CLASSES, PALETTE
 from hrda_lib.conversion import TRAIN_ID_TO_CITYSCAPES_ID, atomic_write_bytes, png_bytes
 from hrda_lib.rcs import RCSConfig
-from hrda_lib.synthetic_scene import HOOD, draw_scene
+from hrda_lib.synthetic_scene import (
+    BARK,
+    DARK,
+    HOOD,
+    LIGHT_MATERIAL,
+    SKY,
+    TERRAIN,
+    VEGETATION,
+    draw_scene,
+)
 from hrda_lib.transforms import PipelineConfig, scaled_margins
+
+# Bumped whenever the drawn scenes change, so that a stale generated set is not reused.
+GENERATOR_VERSION = 2
+SOURCE, TARGET = 0, 1  # domain codes in the per-image seed
+SPLIT_CODES = {"train": 0, "val": 1}
+TARGET_CITIES = {"train": ("synthville", "synthburg", "synthdorf"), "val": ("synthstadt",)}
+CS_ID_UNLABELED, CS_ID_EGO_VEHICLE = 0, 1  # Cityscapes void ids used for the 255 pixels
+
+# Source rendering colour of each train id (RGB): distinct, roughly realistic.
+SOURCE_COLORS = np.array(
+    [
+        (92, 88, 96), (168, 152, 138), (146, 108, 92), (180, 172, 146), (128, 100, 66),
+        (108, 118, 128), (52, 50, 44), (206, 192, 48), (66, 124, 44), (146, 160, 78),
+        (136, 180, 232), (178, 58, 74), (214, 104, 36), (40, 62, 150), (196, 196, 188),
+        (206, 66, 44), (56, 156, 160), (118, 40, 128), (32, 128, 94),
+    ],
+    dtype=np.float32,
+)  # fmt: skip
+# Per-instance colour spread of each class (std of a per-channel offset).
+INSTANCE_JITTER = np.array(
+    [6, 8, 20, 12, 12, 10, 6, 12, 14, 10, 6, 28, 24, 30, 18, 20, 16, 20, 16], dtype=np.float32
+)
+VOID_COLOR = np.array((118, 112, 104), dtype=np.float32)
+HOOD_COLOR = np.array((34, 36, 42), dtype=np.float32)
+# The target palette moves toward the colour of another class (a fixed derangement).
+PALETTE_PERMUTATION = np.roll(np.arange(NUM_CLASSES), 6)
 
 
 @dataclass(frozen=True)
@@ -85,7 +120,9 @@ def target_pipeline(
     `paper_margins(config)` gives HRDA's (30, 240, 30, 30) scaled to the synthetic size.
     """
     return PipelineConfig(
-        scale=(config.width, config.height), crop_size=(config.height, config.height), margins=margins
+        scale=(config.width, config.height),
+        crop_size=(config.height, config.height),
+        margins=margins,
     )
 
 
@@ -103,30 +140,6 @@ def rcs_config(config: SyntheticConfig) -> RCSConfig:
     """HRDA's RCS with `min_pixels` 3000 scaled by the pixel count relative to 1024 x 2048."""
     ratio = config.height * config.width / (1024 * 2048)
     return RCSConfig(min_pixels=max(round(3000 * ratio), 1))
-
-SOURCE, TARGET = 0, 1  # domain codes in the per-image seed
-SPLIT_CODES = {"train": 0, "val": 1}
-TARGET_CITIES = {"train": ("synthville", "synthburg", "synthdorf"), "val": ("synthstadt",)}
-CS_ID_UNLABELED, CS_ID_EGO_VEHICLE = 0, 1  # Cityscapes void ids used for the 255 pixels
-
-# Source rendering colour of each train id (RGB): distinct, roughly realistic.
-SOURCE_COLORS = np.array(
-    [
-        (92, 88, 96), (168, 152, 138), (146, 108, 92), (180, 172, 146), (128, 100, 66),
-        (108, 118, 128), (52, 50, 44), (206, 192, 48), (66, 124, 44), (146, 160, 78),
-        (136, 180, 232), (178, 58, 74), (214, 104, 36), (40, 62, 150), (196, 196, 188),
-        (206, 66, 44), (56, 156, 160), (118, 40, 128), (32, 128, 94),
-    ],
-    dtype=np.float32,
-)  # fmt: skip
-# Per-instance colour spread of each class (std of a per-channel offset).
-INSTANCE_JITTER = np.array(
-    [6, 8, 20, 12, 12, 10, 6, 12, 14, 10, 6, 28, 24, 30, 18, 20, 16, 20, 16], dtype=np.float32
-)
-VOID_COLOR = np.array((118, 112, 104), dtype=np.float32)
-HOOD_COLOR = np.array((34, 36, 42), dtype=np.float32)
-# The target palette moves toward the colour of another class (a fixed derangement).
-PALETTE_PERMUTATION = np.roll(np.arange(NUM_CLASSES), 6)
 
 
 def target_colors(palette_shift: float) -> np.ndarray:
@@ -170,15 +183,16 @@ def render(
     offsets = rng.normal(0.0, 1.0, (n_instances, 3)).astype(np.float32)
     image = table[label] + offsets[instance] * jitter_scale[label][..., None]
 
-    image[material == 1] *= 0.45
-    image[material == 2] = 0.25 * image[material == 2] + 0.75 * np.float32(236)
-    image[material == 3] = (88, 64, 46)
+    image[material == DARK] *= 0.45
+    light = material == LIGHT_MATERIAL
+    image[light] = 0.25 * image[light] + 0.75 * np.float32(236)
+    image[material == BARK] = (88, 64, 46)
     image[material == HOOD] = HOOD_COLOR
 
     rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
-    sky = label == 10
+    sky = label == SKY
     image[sky] += (40 * rows * np.ones((1, width, 1), dtype=np.float32))[sky]  # lighter at horizon
-    foliage = (label == 8) | (label == 9)
+    foliage = (label == VEGETATION) | (label == TERRAIN)
     luminance = rng.normal(0.0, 1.0, (height, width)).astype(np.float32)
     if target:
         image = _target_style(image, foliage, luminance, rng)
@@ -275,28 +289,39 @@ def _write_sample(job: tuple) -> None:
     _write_png_rgb(img_path, image)
 
 
+def marker_content(config: SyntheticConfig, seed: int) -> dict:
+    """What `synthetic.json` records: the config, the seed and the generator version."""
+    return {"config": asdict(config), "seed": seed, "generator_version": GENERATOR_VERSION}
+
+
 def generate(root: Path, config: SyntheticConfig, seed: int = 0, nproc: int = 1) -> Path:
     """Write a synthetic benchmark under `root` (`gta/` and `cityscapes/`); returns `root`.
 
     Files already present are kept (a re-run completes an interrupted generation); a marker
-    `synthetic.json` with the config and seed is written last.
+    `synthetic.json` with the config, seed and generator version is written last.
+
+    Raises:
+        FileExistsError: `root` holds a set of another config, seed or generator version.
     """
     root = Path(root)
     jobs = [(root, config, seed, SOURCE, "train", i) for i in range(config.n_source)]
     jobs += [(root, config, seed, TARGET, "train", i) for i in range(config.n_target_train)]
     jobs += [(root, config, seed, TARGET, "val", i) for i in range(config.n_target_val)]
     root.mkdir(parents=True, exist_ok=True)
-    marker = root / "synthetic.json"
-    if marker.is_file():
-        if json.loads(marker.read_text()) != {"config": asdict(config), "seed": seed}:
-            raise FileExistsError(f"{root} holds a synthetic set of another config or seed")
+    marker, wanted = root / "synthetic.json", marker_content(config, seed)
+    if marker.is_file() and json.loads(marker.read_text()) != wanted:
+        raise FileExistsError(
+            f"{root} holds a synthetic set of another config, seed or generator version "
+            f"({marker.read_text()}, wanted {json.dumps(wanted)}): delete the folder to "
+            "regenerate it, or choose another root"
+        )
     if nproc <= 1:
         for job in tqdm(jobs, desc="synthetic scenes", disable=len(jobs) < 50):
             _write_sample(job)
     else:
         with multiprocessing.get_context("fork").Pool(nproc) as pool:
             list(tqdm(pool.imap_unordered(_write_sample, jobs, chunksize=4), total=len(jobs)))
-    atomic_write_bytes(marker, json.dumps({"config": asdict(config), "seed": seed}).encode())
+    atomic_write_bytes(marker, json.dumps(wanted).encode())
     return root
 
 
@@ -310,7 +335,7 @@ def ensure_synthetic(root: Path, variant: str = "quick", seed: int = 0, nproc: i
 
     root = Path(root)
     marker = root / "synthetic.json"
-    wanted = {"config": asdict(VARIANTS[variant]()), "seed": seed}
+    wanted = marker_content(VARIANTS[variant](), seed)
     converted = (root / "gta" / "samples_with_class.json").is_file() and (
         root / "cityscapes" / "samples_with_class.json"
     ).is_file()

@@ -61,13 +61,17 @@ class Canvas:
         """Fill an axis-aligned ellipse (col, row) with half-axes (a, b) in px."""
         c = (int(round(center[0] * 4)), int(round(center[1] * 4)))
         a = (max(int(round(axes[0] * 4)), 2), max(int(round(axes[1] * 4)), 2))
-        self.fill(lambda m: cv2.ellipse(m, c, a, 0, 0, 360, 1, -1, shift=2), cls, instance, material)
+        self.fill(
+            lambda m: cv2.ellipse(m, c, a, 0, 0, 360, 1, -1, shift=2), cls, instance, material
+        )
 
     def line(self, p1, p2, thickness: int, cls: int, instance: int, material: int = BASE) -> None:
         """Draw a straight segment `thickness` px wide."""
         a = (int(round(p1[0] * 4)), int(round(p1[1] * 4)))
         b = (int(round(p2[0] * 4)), int(round(p2[1] * 4)))
-        self.fill(lambda m: cv2.line(m, a, b, 1, max(thickness, 1), shift=2), cls, instance, material)
+        self.fill(
+            lambda m: cv2.line(m, a, b, 1, max(thickness, 1), shift=2), cls, instance, material
+        )
 
     def fill(self, draw: Callable[[np.ndarray], None], cls, instance, material) -> None:
         mask = np.zeros(self.label.shape, dtype=np.uint8)
@@ -122,7 +126,9 @@ def draw_ground(canvas: Canvas, cam: Camera, street: Street, rng, target: bool) 
     outer = street.road_half + street.sidewalk
     for side in (-1, 1):
         inner, edge = side * street.road_half, side * outer
-        canvas.polygon(ground_quad(cam, inner, edge, Z_NEAR, Z_FAR), SIDEWALK, canvas.new_instance())
+        canvas.polygon(
+            ground_quad(cam, inner, edge, Z_NEAR, Z_FAR), SIDEWALK, canvas.new_instance()
+        )
     road = canvas.new_instance()
     canvas.polygon(ground_quad(cam, -street.road_half, street.road_half, Z_NEAR, Z_FAR), ROAD, road)
     if target:
@@ -261,8 +267,8 @@ def draw_pole(canvas: Canvas, cam: Camera, x: float, z: float, rng) -> None:
     col, row0 = cam.project(x, 0.0, z)
     row1 = cam.project(x, top, z)[1]
     c0 = int(round(col - width_px / 2))
-    canvas.polygon([(c0, row0), (c0 + width_px, row0), (c0 + width_px, row1), (c0, row1)],
-                   POLE, instance)  # fmt: skip
+    c1 = c0 + width_px - 1  # polygon fills include their boundary: columns c0..c1
+    canvas.polygon([(c0, row0), (c1, row0), (c1, row1), (c0, row1)], POLE, instance)
     kind = rng.choice(3, p=[0.4, 0.4, 0.2])
     if kind == 0:  # traffic light on an arm over the road
         arm = -np.sign(x) * rng.uniform(1.0, 3.0)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.profiler import record_function
 from torch.utils.data import Subset
 
 from hrda_lib import augment, masking, uda
@@ -69,8 +70,16 @@ def build_state(cfg: ExperimentConfig, device: torch.device) -> TrainState:
         report = load_imagenet_encoder(model.encoder, cfg.pretrained)
         if report.missing:
             raise ValueError(f"{cfg.pretrained}: encoder weights missing: {report.missing[:8]}")
+    if cfg.activation_checkpointing and hasattr(model.encoder, "mit"):
+        model.encoder.mit.set_grad_checkpointing(True)
     model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     teacher = uda.create_ema_teacher(model) if cfg.uda.self_training else None
+    if cfg.compile:  # in place: parameter names (and checkpoints) stay as they are
+        for module in (model.encoder, model.decode_head, model.scale_attention_head):
+            if module is not None:
+                module.compile()
     imnet = None
     if cfg.uda.fd_weight > 0:
         imnet = copy.deepcopy(model.encoder).eval().requires_grad_(False)
@@ -85,9 +94,10 @@ def build_state(cfg: ExperimentConfig, device: torch.device) -> TrainState:
     return TrainState(model, teacher, imnet, optimizer, generator, np.random.default_rng(cfg.seed))
 
 
-def _autocast(device: torch.device):
-    """bf16 autocast on CUDA (fp32 master weights); fp32 on CPU."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def _autocast(device: torch.device, precision: str = "auto"):
+    """bf16 autocast (fp32 master weights) for "bf16", and for "auto" on CUDA; else fp32."""
+    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[str, torch.Tensor]:
@@ -106,7 +116,7 @@ def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[st
     source, label = batch["img"], batch["gt_semantic_seg"]
     logs: dict[str, torch.Tensor] = {}
 
-    with _autocast(device):
+    with _autocast(device, cfg.precision), record_function("source_pass"):
         out = model.forward_train(source, state.generator)
         losses = segmentation_loss(out, label, mcfg)
         loss = losses["total"]
@@ -124,13 +134,14 @@ def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[st
             )
             loss = loss + fd
             logs["loss_fd"] = fd.detach()
-    loss.backward()
+    with record_function("source_backward"):
+        loss.backward()
     logs |= {f"loss_source_{k}": v.detach() for k, v in losses.items()}
 
     if state.teacher is not None:
         target = batch["target_img"]
         uda.set_teacher_mode(state.teacher)
-        with torch.no_grad(), _autocast(device):
+        with torch.no_grad(), _autocast(device, cfg.precision), record_function("pseudo_labels"):
             teacher_logits = state.teacher.encode_decode(target).float()
         valid = batch["target_valid_pseudo_mask"].float()
         pseudo_label, pseudo_weight = uda.pseudo_label_and_weight(
@@ -147,11 +158,12 @@ def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[st
         mixed = augment.strong_augment(uda.mix(mask, source, target), params)
         mixed_label = uda.mix(mask, label, pseudo_label)
         mixed_weight = uda.mix(mask, torch.ones_like(pseudo_weight), pseudo_weight)
-        with _autocast(device):
+        with _autocast(device, cfg.precision), record_function("mixed_pass"):
             mix_losses = segmentation_loss(
                 model.forward_train(mixed, state.generator), mixed_label, mcfg, mixed_weight
             )
-        mix_losses["total"].backward()
+        with record_function("mixed_backward"):
+            mix_losses["total"].backward()
         logs |= {f"loss_mixed_{k}": v.detach() for k, v in mix_losses.items()}
         logs["pseudo_weight"] = pseudo_weight.max()  # the quality scalar q (margins are 0)
 
@@ -169,14 +181,16 @@ def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[st
                 cfg.uda.color_jitter_probability,
                 cfg.uda.color_jitter_strength,
             )
-            with _autocast(device):
+            with _autocast(device, cfg.precision), record_function("mic_pass"):
                 mic_losses = segmentation_loss(
                     model.forward_train(masked, state.generator), mic_label, mcfg, mic_weight
                 )
-            (mic.weight * mic_losses["total"]).backward()
+            with record_function("mic_backward"):
+                (mic.weight * mic_losses["total"]).backward()
             logs["loss_mic_total"] = mic_losses["total"].detach()
 
-    state.optimizer.step()
+    with record_function("optimizer_step"):
+        state.optimizer.step()
     state.iteration += 1
     return logs
 
@@ -246,6 +260,24 @@ def load_trained_model(checkpoint: str | Path, which: str = "model") -> torch.nn
 # -- the loop --------------------------------------------------------------------------------------
 
 
+def _channels_last(x):
+    return (
+        x.contiguous(memory_format=torch.channels_last) if torch.is_tensor(x) and x.ndim == 4 else x
+    )
+
+
+def _flush(pending: list[dict], checkpoint: Path) -> list[dict]:
+    """Convert the pending rows' loss tensors to floats (one host sync) and check them."""
+    rows = [{k: float(v) if torch.is_tensor(v) else v for k, v in row.items()} for row in pending]
+    for row in rows:
+        if not all(np.isfinite(v) for k, v in row.items() if k.startswith(("loss", "pseudo"))):
+            raise NonFiniteLossError(
+                f"non-finite loss at iteration {row['iteration'] - 1}: {row}; the last good "
+                f"checkpoint {checkpoint} is intact"
+            )
+    return rows
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -281,9 +313,12 @@ def train(
         resume: continue from `work_dir/latest.pth` if present.
         progress: show a progress bar with the loss and throughput.
     """
+    import cv2
+
     from hrda_lib.data_setup import build_train_loader, build_val_dataset
     from hrda_lib.evaluate import evaluate
 
+    cv2.setNumThreads(0)  # OpenCV threads in the training process would contend with workers
     cfg = with_iters(cfg, iters) if iters else cfg
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -321,38 +356,45 @@ def train(
 
         bar = tqdm(total=end, initial=state.iteration, desc=cfg.name, dynamic_ncols=True)
     batches = iter(loader)
+    pending: list[dict] = []  # rows whose losses are still device tensors (no sync yet)
     tic = time.perf_counter()
     while state.iteration < end:
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in next(batches).items()}
-        logs = {k: float(v) for k, v in train_step(state, batch, cfg).items()}
-        if not all(np.isfinite(v) for v in logs.values()):
-            raise NonFiniteLossError(
-                f"non-finite loss at iteration {state.iteration - 1}: {logs}; the last good "
-                f"checkpoint {checkpoint} is intact"
-            )
+        if cfg.channels_last:
+            batch = {k: _channels_last(v) for k, v in batch.items()}
+        logs = train_step(state, batch, cfg)
         now = time.perf_counter()
-        row = {
-            "iteration": state.iteration,
-            **logs,
-            "seconds_per_iter": now - tic,
-            "lr": state.optimizer.param_groups[0]["lr"],
-        }
+        pending.append(
+            {
+                "iteration": state.iteration,
+                **logs,
+                "seconds_per_iter": now - tic,
+                "lr": state.optimizer.param_groups[0]["lr"],
+            }
+        )
         tic = now
-        if state.iteration % cfg.eval_interval == 0 or state.iteration == cfg.iters:
+        evaluate_now = state.iteration % cfg.eval_interval == 0 or state.iteration == cfg.iters
+        checkpoint_now = state.iteration % cfg.checkpoint_interval == 0 or state.iteration in (
+            end,
+            cfg.iters,
+        )
+        if evaluate_now or checkpoint_now or state.iteration % cfg.log_interval == 0:
+            rows += _flush(pending, checkpoint)  # host sync; raises on a non-finite loss
+            pending = []
+            if bar is not None:
+                bar.update(state.iteration - bar.n)
+                bar.set_postfix(
+                    loss=f"{rows[-1]['loss_source_total']:.3f}",
+                    s_it=f"{rows[-1]['seconds_per_iter']:.2f}",
+                )
+        if evaluate_now:
             result = evaluate(
                 state.model, val_dataset, cfg.test_window, cfg.test_stride, cfg.max_batch
             )
-            row |= {"val_miou": result.summary["mIoU"], "val_aacc": result.summary["aAcc"]}
+            rows[-1] |= {"val_miou": result.summary["mIoU"], "val_aacc": result.summary["aAcc"]}
             state.model.train()
             tic = time.perf_counter()
-        rows.append(row)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(
-                loss=f"{logs['loss_source_total']:.3f}", s_it=f"{row['seconds_per_iter']:.2f}"
-            )
-        at_end = state.iteration in (end, cfg.iters)
-        if state.iteration % cfg.checkpoint_interval == 0 or at_end:
+        if checkpoint_now:
             save_checkpoint(state, cfg, checkpoint)
             tmp = metrics_path.with_suffix(".csv.tmp")
             pd.DataFrame(rows).to_csv(tmp, index=False)

@@ -162,41 +162,49 @@ def denormalize(image: np.ndarray) -> np.ndarray:
 # --- pipelines ---------------------------------------------------------------------------------
 
 
-def train_transform(
-    image: np.ndarray,
-    label: np.ndarray | None,
-    config: PipelineConfig,
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray | bool | Box]:
-    """The training pipeline: resize, (cat_max_ratio) random crop, flip, normalize, pad.
+def resize_to_scale(
+    image: np.ndarray, label: np.ndarray | None, config: PipelineConfig
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The deterministic first step of the training pipeline: keep-ratio resize.
 
     Args:
         image: (H, W, 3) uint8 RGB at original resolution.
         label: (H, W) uint8 train ids (255 ignore) or None for unlabelled target images.
-        config: the dataset's pipeline.
-        rng: source of every random choice.
 
     Returns:
-        `img` (3, h, w) float32, `gt_semantic_seg` (h, w) uint8 (if labelled),
-        `valid_pseudo_mask` (h, w) uint8 (the margin mask, all ones without margins),
-        `crop_box` in the resized frame and `flip`.
+        (h, w, 3) image, (h, w) label or None, and the (h, w) uint8 margin mask, which is built
+        on the original size (spec 3.4) and resized like a label.
     """
     height, width = image.shape[:2]
     margins = config.margins or (0, 0, 0, 0)
-    valid_mask = pseudo_label_margin_mask(height, width, margins)  # original size (spec 3.4)
     size = rescale_size(height, width, config.scale)
-    image = resize_image(image, size)
-    valid_mask = resize_label(valid_mask, size)
+    valid_mask = resize_label(pseudo_label_margin_mask(height, width, margins), size)
     if label is not None:
         # A label of another size than its image (a few GTA pairs) is resized to the image.
         label = resize_label(label, size)
+    return resize_image(image, size), label, valid_mask
 
-    box: Box = (0, size[0], 0, size[1])
+
+def crop_flip_normalize(
+    image: np.ndarray,
+    label: np.ndarray | None,
+    valid_mask: np.ndarray,
+    config: PipelineConfig,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray | bool | Box]:
+    """The random rest of the training pipeline on resized arrays: crop, flip, normalize, pad.
+
+    Returns:
+        `img` (3, h, w) float32, `gt_semantic_seg` (h, w) uint8 (if labelled),
+        `valid_pseudo_mask` (h, w) uint8, `crop_box` in the resized frame and `flip`.
+    """
+    height, width = image.shape[:2]
+    box: Box = (0, height, 0, width)
     if config.crop_size is not None:
         if label is not None:
             box = crop_box_with_cat_max_ratio(label, config.crop_size, config.cat_max_ratio, rng)
         else:
-            box = random_crop_box(size[0], size[1], config.crop_size, rng)
+            box = random_crop_box(height, width, config.crop_size, rng)
         image, valid_mask = crop_array(image, box), crop_array(valid_mask, box)
         label = crop_array(label, box) if label is not None else None
 
@@ -217,6 +225,26 @@ def train_transform(
     if label is not None:
         out["gt_semantic_seg"] = np.ascontiguousarray(label)
     return out
+
+
+def train_transform(
+    image: np.ndarray,
+    label: np.ndarray | None,
+    config: PipelineConfig,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray | bool | Box]:
+    """The training pipeline: resize, (cat_max_ratio) random crop, flip, normalize, pad.
+
+    Args:
+        image: (H, W, 3) uint8 RGB at original resolution.
+        label: (H, W) uint8 train ids (255 ignore) or None for unlabelled target images.
+        config: the dataset's pipeline.
+        rng: source of every random choice.
+
+    Returns:
+        See `crop_flip_normalize`.
+    """
+    return crop_flip_normalize(*resize_to_scale(image, label, config), config, rng)
 
 
 def test_transform(image: np.ndarray, config: PipelineConfig) -> np.ndarray:
