@@ -19,8 +19,12 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
+# The main job: the synthetic benchmark's reproduction of the paper's tables (quick profile).
 demo: setup
-	$(PY) -m hrda_lib.demo
+	$(PY) -m hrda_lib.reproduce --profile quick
+
+reproduce: setup
+	$(PY) -m hrda_lib.reproduce --profile $(PROFILE)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -32,6 +36,7 @@ format: setup
 
 benchmark: setup
 	$(PY) benchmarks/model_benchmark.py
+	$(PY) benchmarks/speed_benchmark.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -65,67 +65,67 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def measure(fn, device: torch.device, iters: int) -> dict:
+    """Median seconds of `fn()` over `iters` calls, peak memory (CUDA) and FLOPs of one call."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(iters):
+        _sync(device)
+        tic = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - tic)
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return {"seconds": statistics.median(times), "peak_memory_gib": peak,
+            "tflops": counter.get_total_flops() / 1e12}  # fmt: skip
+
+
 def time_train_step(cfg: ExperimentConfig, device: torch.device, iters: int, warmup: int) -> dict:
-    """Median s/iter of `train_step`, peak memory, FLOPs of one step, compile time if any."""
+    """Median s/iter of `train_step`, peak memory, FLOPs of one step, first-step (compile) time."""
     state = build_state(cfg, device)
     batch = synthetic_batch(cfg, device)
     if cfg.channels_last:
         batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v
                  for k, v in batch.items()}  # fmt: skip
-    start = time.perf_counter()
-    train_step(state, batch, cfg)  # first step: compilation, allocator warm-up
-    _sync(device)
-    first_step_s = time.perf_counter() - start
-    for _ in range(max(warmup - 1, 0)):
-        train_step(state, batch, cfg)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(iters):
-        _sync(device)
-        tic = time.perf_counter()
+
+    def step() -> None:
         logs = train_step(state, batch, cfg)
         if cfg.log_interval == 1:  # the baseline syncs every iteration for its logs
             [float(v) for v in logs.values()]
-        _sync(device)
-        times.append(time.perf_counter() - tic)
-    with FlopCounterMode(display=False) as counter:
-        train_step(state, batch, cfg)
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return {"seconds_per_iter": statistics.median(times), "peak_memory_gib": peak,
-            "tflops_per_iter": counter.get_total_flops() / 1e12,
-            "first_step_s": first_step_s}  # fmt: skip
+
+    start = time.perf_counter()
+    step()  # first step: compilation, allocator warm-up
+    _sync(device)
+    first_step_s = time.perf_counter() - start
+    for _ in range(max(warmup - 1, 0)):
+        step()
+    result = measure(step, device, iters)
+    return {"seconds_per_iter": result["seconds"], "peak_memory_gib": result["peak_memory_gib"],
+            "tflops_per_iter": result["tflops"], "first_step_s": first_step_s}  # fmt: skip
 
 
 @torch.no_grad()
 def time_inference(cfg: ExperimentConfig, device: torch.device, iters: int, warmup: int) -> dict:
-    """Median seconds of slide inference on one test image of the preset's test size."""
-    state = build_state(cfg, device)
-    model = state.model.eval()
+    """Median seconds of slide inference (to a host argmax) on one image of the test size."""
+    model = build_state(cfg, device).model.eval()
     width, height = cfg.data.test_pipeline.scale
     image = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
     if cfg.channels_last:
         image = image.contiguous(memory_format=torch.channels_last)
 
-    def run() -> torch.Tensor:
+    def run() -> None:
         with _autocast(device, cfg.precision):
-            return slide_inference(model, image, cfg.test_window, cfg.test_stride, cfg.max_batch)
+            logits = slide_inference(model, image, cfg.test_window, cfg.test_stride, cfg.max_batch)
+        logits.argmax(1).cpu()
 
     for _ in range(warmup):
         run()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(iters):
-        _sync(device)
-        tic = time.perf_counter()
-        run().argmax(1).cpu()
-        times.append(time.perf_counter() - tic)
-    with FlopCounterMode(display=False) as counter:
-        run()
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return {"seconds_per_image": statistics.median(times), "peak_memory_gib": peak,
-            "tflops_per_image": counter.get_total_flops() / 1e12}  # fmt: skip
+    result = measure(run, device, iters)
+    return {"seconds_per_image": result["seconds"], "peak_memory_gib": result["peak_memory_gib"],
+            "tflops_per_image": result["tflops"]}  # fmt: skip
 
 
 PHASES = ("source_pass", "source_backward", "pseudo_labels", "mixed_pass", "mixed_backward",

@@ -1,0 +1,168 @@
+"""Every numbered notebook, executed by papermill with the smoke profile, and what each writes.
+
+The whole chain runs once per session through `hrda_lib.reproduce.run` into a temporary results
+folder ($HRDA_RESULTS) with a temporary data folder ($HRDA_DATA): 01 generates the tiny synthetic
+set, 03-06 train 4-iteration runs and reuse each other's, 07 collects their tables, 08 checks
+parity with the official code. About 2 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from hrda_lib import reproduce
+from hrda_lib.classes import CLASSES
+
+STEMS = [p.stem for p in reproduce.notebook_paths()]
+PROFILE = reproduce.PROFILES["smoke"]
+
+
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run the smoke chain once; returns the results root, per-notebook status and any failure."""
+    root = tmp_path_factory.mktemp("notebooks")
+    results = root / "results"
+    with pytest.MonkeyPatch.context() as env:  # the kernels inherit the environment
+        env.setenv("HRDA_RESULTS", str(results))
+        env.setenv("HRDA_DATA", str(root / "data"))
+        # One thread: 2 OpenMP threads slow down many-fold when other processes share the cores.
+        env.setenv("OMP_NUM_THREADS", "1")
+        try:
+            done, failure = reproduce.run("smoke", results=results, log=print), None
+        except reproduce.NotebookFailure as error:
+            done, failure = error.done, error
+    return {"results": results, "done": done, "failure": failure}
+
+
+def _results(executed: dict, stem: str) -> Path:
+    """The notebook's results folder, after checking that it ran and its common outputs."""
+    if stem not in {d["stem"] for d in executed["done"]}:
+        failure = executed["failure"]
+        pytest.fail(failure.report() if failure else f"{stem} did not run")
+    out = executed["results"] / stem
+    config = json.loads((out / "config.json").read_text())
+    assert config["parameters"]["profile"] == "smoke"
+    assert config["git_commit"] and config["versions"]["torch"]
+    executed_copy = nbformat.read(out / f"{stem}.ipynb", as_version=4)
+    for cell in executed_copy.cells:
+        assert not any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+    assert list(out.glob("*.png")), f"{stem} saved no figure"
+    assert len(pd.read_csv(out / "metrics.csv")) > 0
+    return out
+
+
+def test_notebooks_follow_the_common_anatomy() -> None:
+    assert STEMS == [
+        "01_data_preparation", "02_multires_crops", "03_scale_attention",
+        "04_ablation_crop_sizes", "05_ablation_components", "06_full_training",
+        "07_figures_tables", "08_official_checkpoints",
+    ]  # fmt: skip
+    for path in reproduce.notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+        assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1 and 'profile: str = "smoke"' in tagged[0].source
+        assert "write_run_config" in nb.cells[-1].source, path.name  # the last cell saves
+        assert "profile" in reproduce.notebook_parameters(path, "quick")
+
+
+def test_01_data_preparation(executed: dict) -> None:
+    out = _results(executed, "01_data_preparation")
+    metrics = pd.read_csv(out / "metrics.csv")
+    oracle = metrics[(metrics["quantity"] == "oracle_iou_x2") & (metrics["domain"] == "target")]
+    assert sorted(oracle["class"]) == sorted(CLASSES)
+    rcs = metrics[metrics["quantity"] == "rcs_probability_T0.01"]
+    assert rcs["value"].sum() == pytest.approx(1.0, abs=1e-6)
+    assert (out / "datasheet" / "datasheet.md").is_file()
+    assert {"samples.png", "rcs.png", "resolution_oracle.png"} <= {p.name for p in out.iterdir()}
+    real = pd.read_csv(out / "real_data.csv")
+    assert set(real["status"]) == {"missing"}  # no real data in the temporary data folder
+
+
+def test_02_multires_crops(executed: dict) -> None:
+    out = _results(executed, "02_multires_crops")
+    metrics = pd.read_csv(out / "metrics.csv")
+    windows = metrics[metrics["quantity"] == "windows"].set_index("item")["value"]
+    assert list(windows) == [3, 9, 4]  # 64x128 image: 3 context windows, 3x3 / 2x2 detail
+    accuracy = metrics[metrics["quantity"] == "pixel_accuracy_in_detail_box"]["value"]
+    assert len(accuracy) == 3 and accuracy.between(0, 1).all()
+    assert "golden" in json.loads((out / "config.json").read_text())["model"]  # 06 ran after 02
+
+
+def test_03_scale_attention(executed: dict) -> None:
+    out = _results(executed, "03_scale_attention")
+    metrics = pd.read_csv(out / "metrics.csv")
+    attention = metrics[metrics["quantity"] == "mean_attention"]["value"].dropna()
+    assert len(attention) > 0 and attention.between(0, 1).all()
+    assert (out / "runs" / "smoke_hrda_seed0" / "latest.pth").is_file()
+
+
+def test_04_ablation_crop_sizes(executed: dict) -> None:
+    out = _results(executed, "04_ablation_crop_sizes")
+    runs = pd.read_csv(out / "metrics.csv")
+    assert sorted(runs["key"]) == sorted(PROFILE.crop_sizes)
+    assert runs.set_index("key").loc["hrda", "reused"]  # 03's finished run, not retrained
+    assert not (out / "runs" / "smoke_hrda_seed0").exists()
+    assert (runs["memory_mb"] > 0).all() and (runs["seconds_per_iter"] > 0).all()
+    tables = pd.read_csv(out / "tables.csv")
+    assert "Figure 4: DAFormer crop size" in set(tables["table"])
+    assert "Measured on: synthetic 'tiny'" in (out / "tables.md").read_text()
+
+
+def test_05_ablation_components(executed: dict) -> None:
+    out = _results(executed, "05_ablation_components")
+    runs = pd.read_csv(out / "metrics.csv")
+    assert sorted(runs["key"]) == sorted(PROFILE.components)
+    reused = set(runs.loc[runs["reused"], "key"])
+    assert {"hrda", "daformer_lr", "daformer_hr"} <= reused
+    tables = pd.read_csv(out / "tables.csv")
+    assert {"Table 7: components", "Figure S1: detail loss weight"} <= set(tables["table"])
+
+
+def test_06_full_training(executed: dict) -> None:
+    out = _results(executed, "06_full_training")
+    metrics = pd.read_csv(out / "metrics.csv")
+    miou = metrics[metrics["metric"] == "mIoU"]
+    assert sorted(miou["key"]) == sorted(reproduce.MAIN_ROWS)
+    assert miou["value"].between(0, 100).all()
+    assert set(metrics[metrics["metric"] == "IoU"]["class"]) == set(CLASSES)
+    trained_here = {p.name for p in (out / "runs").iterdir()}
+    assert trained_here == {"smoke_source_only_seed0", "smoke_mic_hrda_seed0"}  # others reused
+    assert {"qualitative.png", "training_curves.png", "attention_hrda.png"} <= {
+        p.name for p in out.iterdir()
+    }
+
+
+def test_07_figures_tables(executed: dict) -> None:
+    out = _results(executed, "07_figures_tables")
+    main = pd.read_csv(out / "main_table.csv")
+    published = [c for c in main.columns if c.startswith("published: mIoU")]
+    assert len(published) == 1 and "GTA→Cityscapes val" in published[0]
+    assert any("synthetic 'tiny' benchmark" in c for c in main.columns if c.startswith("ours"))
+    assert set(main[published[0]].dropna()) == {68.3, 73.8, 75.9}
+    claims = pd.read_csv(out / "claims.csv")
+    assert claims.set_index("claim").loc["HRDA − DAFormer (LR data)", "published: Δ mIoU"] == 5.5
+    assert "Table 7: components" in (out / "tables.md").read_text()
+
+
+def test_08_official_checkpoints(executed: dict) -> None:
+    out = _results(executed, "08_official_checkpoints")
+    parity = pd.read_csv(out / "parity.csv")
+    assert len(parity) > 0 and parity["ok"].all()  # the golden fixtures are part of the checkout
+    official = pd.read_csv(out / "official.csv")
+    status = official[official["metric"] == "status"]["measured_on"]
+    assert status.str.contains("no checkpoint_path").all()
+    assert 73.79 in set(official["value"])
+
+
+def test_a_second_run_skips_every_notebook(executed: dict) -> None:
+    if executed["failure"] is not None:
+        pytest.fail(executed["failure"].report())
+    again = reproduce.run("smoke", results=executed["results"], log=print)
+    assert [d["status"] for d in again] == ["skipped"] * len(STEMS)

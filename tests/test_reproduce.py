@@ -1,0 +1,185 @@
+"""The notebook runner: up-to-date skipping, parameters per profile, and the failure report.
+
+Throwaway notebooks in tmp_path stand in for the real ones (a kernel start each, ~3 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from hrda_lib import reproduce
+from hrda_lib.notebook_utils import write_run_config
+
+
+def _notebook(path: Path, body: str) -> Path:
+    """A notebook with a `parameters` cell (profile, seeds) and `body` as its second cell."""
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    params = 'profile: str = "smoke"\nseeds: list[int] = []\n'
+    nb.cells = [new_code_cell(params, metadata={"tags": ["parameters"]}), new_code_cell(body)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+WRITES_CONFIG = """
+from hrda_lib import notebook_utils as nbu
+out = nbu.results_dir("{stem}")
+nbu.write_run_config(out, {{"profile": profile, "seeds": seeds}})
+"""
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Set a file's mtime `seconds` into the past (deterministic ordering without sleeping)."""
+    stamp = time.time() - seconds
+    os.utime(path, (stamp, stamp))
+
+
+@pytest.fixture
+def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "results"
+    monkeypatch.setenv("HRDA_RESULTS", str(root))  # the kernels inherit it
+    return root
+
+
+def _record(results: Path, stem: str, params: dict) -> Path:
+    return write_run_config(results / stem, params)
+
+
+def test_staleness_reasons(tmp_path: Path, results: Path) -> None:
+    source = _notebook(tmp_path / "nb" / "04_tiny.ipynb", "pass")
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "module.py").write_text("")
+    params = {"profile": "smoke", "seeds": [0]}
+
+    def record_provenance() -> None:
+        record = reproduce.provenance(source, results, library)
+        (results / "04_tiny" / "provenance.json").write_text(json.dumps(record))
+
+    assert reproduce.staleness(source, params, results, library) == "no results yet"
+    _record(results, "04_tiny", params)
+    assert reproduce.staleness(source, params, results, library) == "no provenance record"
+    record_provenance()
+    assert reproduce.staleness(source, params, results, library) is None
+    changed = {"profile": "quick", "seeds": [0]}
+    assert reproduce.staleness(source, changed, results, library) == "parameters changed: profile"
+
+    # Content, not file times: touching a file changes nothing, editing one does.
+    _age(source, -100)
+    assert reproduce.staleness(source, params, results, library) is None
+    (library / "module.py").write_text("x = 1\n")
+    assert (
+        reproduce.staleness(source, params, results, library) == "the notebook or hrda_lib changed"
+    )
+    record_provenance()
+    assert reproduce.staleness(source, params, results, library) is None
+
+    _record(results, "01_other", {"profile": "smoke"})  # 04 reads 01: new results -> stale
+    assert reproduce.staleness(source, params, results, library) == "01_other has newer results"
+    record_provenance()
+    assert reproduce.staleness(source, params, results, library) is None
+
+
+def test_notebook_parameters_follow_the_profile_and_the_declared_names(tmp_path: Path) -> None:
+    source = _notebook(tmp_path / "01_x.ipynb", "pass")  # declares profile and seeds, not iters
+    assert reproduce.notebook_parameters(source, "synthetic") == {
+        "profile": "synthetic",
+        "seeds": [0, 1, 2],
+    }
+
+
+def test_run_executes_then_skips_until_forced(tmp_path: Path, results: Path) -> None:
+    source = _notebook(tmp_path / "nb" / "01_tiny.ipynb", WRITES_CONFIG.format(stem="01_tiny"))
+    _age(source, 100)
+    lines: list[str] = []
+
+    first = reproduce.run("smoke", results=results, notebooks=[source], log=lines.append)
+    assert [d["status"] for d in first] == ["ran"]
+    assert (results / "01_tiny" / "01_tiny.ipynb").is_file()  # the executed copy
+    recorded = json.loads((results / "01_tiny" / "config.json").read_text())
+    assert recorded["parameters"] == {"profile": "smoke", "seeds": [0]}
+    assert recorded["git_commit"] and recorded["versions"]["torch"]
+
+    second = reproduce.run("smoke", results=results, notebooks=[source], log=lines.append)
+    assert [d["status"] for d in second] == ["skipped"]
+    forced = reproduce.run("smoke", force=True, results=results, notebooks=[source], log=print)
+    assert [d["status"] for d in forced] == ["ran"]
+    assert any("skipped (up to date)" in line for line in lines)
+    assert any("done in" in line for line in lines)
+
+
+def test_failure_report_names_notebook_cell_error_and_executed_copy(
+    tmp_path: Path, results: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    notebooks = tmp_path / "nb"
+    ok = _notebook(notebooks / "01_fine.ipynb", WRITES_CONFIG.format(stem="01_fine"))
+    bad = _notebook(notebooks / "02_broken.ipynb", "x = 1\nraise ValueError('boom in cell')")
+    later = _notebook(notebooks / "03_after.ipynb", WRITES_CONFIG.format(stem="03_after"))
+    _record(results, "02_broken", {"profile": "smoke", "seeds": [0]})  # stale success record
+    for path in (ok, bad, later):
+        _age(path, 100)
+
+    with pytest.raises(reproduce.NotebookFailure) as caught:
+        reproduce.run("smoke", results=results, notebooks=[ok, bad, later], log=print)
+    failure = caught.value
+    assert failure.notebook == "02_broken"
+    assert failure.error == "ValueError: boom in cell"
+    assert "raise ValueError('boom in cell')" in failure.cell_source
+    assert failure.executed_copy == results / "02_broken" / "02_broken.ipynb"
+    assert failure.executed_copy.is_file()
+    assert not (results / "02_broken" / "config.json").exists()  # cannot look up to date
+    assert not (results / "03_after").exists()  # the chain stops at the failure
+    report = failure.report()
+    assert "02_broken" in report and "ValueError: boom in cell" in report
+    assert str(failure.executed_copy) in report
+
+    # The command line prints the report and exits non-zero.
+    monkeypatch.setattr(reproduce, "NOTEBOOKS_DIR", notebooks)
+    with pytest.raises(SystemExit) as exited:
+        reproduce.main(["--profile", "smoke", "--only", "02"])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "FAILED: notebook 02_broken" in err and "boom in cell" in err
+
+
+def test_profiles_define_distinct_experiments_for_their_rows() -> None:
+    for profile in reproduce.PROFILES.values():
+        assert profile.seeds and set(profile.main) == set(reproduce.MAIN_ROWS)
+        keys = {*profile.main, *profile.crop_sizes, *profile.components}
+        configs = [reproduce.row_config(profile, key) for key in keys]
+        assert len({cfg.name for cfg in configs}) == len(keys), profile.name  # a folder per row
+        for cfg in configs:  # MiT's stage-1 spatial reduction (kernel 8 at stride 4) needs 32 px
+            assert min(reproduce.encoder_input_sizes(cfg)) >= 32, (profile.name, cfg.name)
+    quick = reproduce.PROFILES["quick"]
+    assert len({*quick.main, *quick.crop_sizes, *quick.components}) == 8  # `make demo` budget
+    assert reproduce.PROFILES["synthetic"].seeds == (0, 1, 2)
+
+
+def test_crop_rows_and_labels_follow_the_paper_notation() -> None:
+    quick = reproduce.PROFILES["quick"]
+    assert reproduce.context_size(quick) == 256
+    cfg = reproduce.row_config(quick, "hrda_context0.75_detail0.375")
+    assert cfg.data.source_pipeline.crop_size == (192, 192)
+    assert cfg.model.detail_crop_size == (96, 96) and cfg.test_window == (192, 192)
+    assert reproduce.crop_label(cfg, quick) == "LR0.75 + HR0.375"
+    same = reproduce.row_config(quick, "hrda_context0.5")  # detail = context: LR loss on
+    assert same.model.lr_loss_weight == same.model.detail_loss_weight == 0.1
+    assert reproduce.crop_label(reproduce.row_config(quick, "daformer_lr"), quick) == "LR1.0"
+    assert reproduce.crop_label(reproduce.row_config(quick, "daformer_lr0.5"), quick) == "LR0.5"
+    assert reproduce.crop_label(reproduce.row_config(quick, "daformer_hr"), quick) == "HR0.5"
+    assert reproduce.crop_label(reproduce.row_config(quick, "daformer_hr0.75"), quick) == "HR0.75"
+    paper = reproduce.row_config("paper", "hrda_detail0.25")
+    assert paper.model.detail_crop_size == (256, 256)
+    assert reproduce.crop_label(paper, "paper") == "LR1.0 + HR0.25"
