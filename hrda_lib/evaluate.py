@@ -101,7 +101,6 @@ def load_any_checkpoint(path: str | Path, which: str = "model") -> torch.nn.Modu
 
 def main(argv: list[str] | None = None) -> None:
     from hrda_lib.presets import get_preset
-    from hrda_lib.viz import colorize
 
     parser = argparse.ArgumentParser(description="Evaluate a checkpoint on a labelled dataset.")
     parser.add_argument("checkpoint")
@@ -114,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-images", type=int)
     parser.add_argument("--max-batch", type=int, help="bound images per encoder call (memory)")
     parser.add_argument("--out", default="results/eval", help="folder for tables and images")
-    parser.add_argument("--save-images", type=int, default=4, help="predictions to save as PNG")
+    parser.add_argument("--save-images", type=int, default=4,
+                        help="val images to save: prediction, overlay, attention")  # fmt: skip
     args = parser.parse_args(argv)
     payload = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     if args.preset:
@@ -140,20 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     result.per_class.to_csv(out / "per_class.csv", index=False)
     np.savetxt(out / "confusion.csv", result.confusion, fmt="%d", delimiter=",")
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2))
-    from PIL import Image
+    from hrda_lib.predict import predict_image, save_outputs
+    from hrda_lib.transforms import denormalize
 
-    for i in range(min(args.save_images, len(dataset))):
-        sample = dataset[i]
-        image = sample["img"][None].to(next(model.parameters()).device)
-        pred = predict_logits(
-            model,
-            image,
-            cfg.test_window,
-            cfg.test_stride,
-            sample["gt_semantic_seg"].shape,
-            args.max_batch,
-        ).argmax(1)[0]
-        Image.fromarray(colorize(pred.cpu().numpy())).save(out / f"pred_{i:03d}.png")
+    for i in range(min(args.save_images, len(dataset))):  # predictions, overlays, attention
+        image = denormalize(dataset[i]["img"].numpy())  # (h, w, 3) uint8 at test resolution
+        pred, attention = predict_image(model, image, cfg.test_window, cfg.test_stride,
+                                        max_batch=args.max_batch)  # fmt: skip
+        save_outputs(image, pred, attention, out, f"val_{i:03d}")
     print(result.per_class.to_string(index=False))
     print(json.dumps(result.summary))
 

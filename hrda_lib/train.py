@@ -278,6 +278,15 @@ def _flush(pending: list[dict], checkpoint: Path) -> list[dict]:
     return rows
 
 
+def _tensorboard_writer(work_dir: Path):
+    """A TensorBoard writer into `work_dir/tb` if tensorboard is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(work_dir / "tb"))
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -356,6 +365,7 @@ def train(
 
         bar = tqdm(total=end, initial=state.iteration, desc=cfg.name, dynamic_ncols=True)
     batches = iter(loader)
+    writer = _tensorboard_writer(work_dir)
     pending: list[dict] = []  # rows whose losses are still device tensors (no sync yet)
     tic = time.perf_counter()
     while state.iteration < end:
@@ -379,8 +389,14 @@ def train(
             cfg.iters,
         )
         if evaluate_now or checkpoint_now or state.iteration % cfg.log_interval == 0:
-            rows += _flush(pending, checkpoint)  # host sync; raises on a non-finite loss
+            flushed = _flush(pending, checkpoint)  # host sync; raises on a non-finite loss
+            rows += flushed
             pending = []
+            if writer is not None:
+                for row in flushed:
+                    for key, value in row.items():
+                        if key != "iteration":
+                            writer.add_scalar(key, value, row["iteration"])
             if bar is not None:
                 bar.update(state.iteration - bar.n)
                 bar.set_postfix(
@@ -401,6 +417,8 @@ def train(
             tmp.replace(metrics_path)
     if bar is not None:
         bar.close()
+    if writer is not None:
+        writer.close()
     return TrainResult(work_dir, checkpoint, pd.DataFrame(rows), time.perf_counter() - start_time)
 
 

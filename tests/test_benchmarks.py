@@ -41,3 +41,36 @@ def test_model_benchmark_times_one_forward() -> None:
     result = bench.time_train_forward(cfg, batch=1, context=64, device=torch.device("cpu"),
                                       iters=1, warmup=0)  # fmt: skip
     assert result["seconds_per_iter"] > 0 and math.isfinite(result["peak_memory_mb"])
+
+
+def test_optimizations_keep_the_training_semantics() -> None:
+    """Activation checkpointing and channels-last give the same loss and gradients; bf16
+    autocast stays within bf16 tolerance of fp32."""
+    from hrda_lib.model import build_segmentor, segmentation_loss
+
+    cfg = get_preset("smoke_hrda").model
+    image = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    label = torch.randint(0, 19, (2, 64, 64), generator=torch.Generator().manual_seed(1))
+    box = (0, 32, 16, 48)
+
+    def loss_and_grads(model, x, autocast=False):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = segmentation_loss(model.forward_multires(x, box), label, cfg)["total"]
+        loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+        model.zero_grad()
+        return loss.detach(), grads
+
+    torch.manual_seed(0)
+    model = build_segmentor(cfg).eval()  # eval: no dropout / drop path draws to compare
+    reference = loss_and_grads(model, image)
+    model.encoder.mit.set_grad_checkpointing(True)
+    checkpointed = loss_and_grads(model, image)
+    model.encoder.mit.set_grad_checkpointing(False)
+    model.to(memory_format=torch.channels_last)
+    channels_last = loss_and_grads(model, image.contiguous(memory_format=torch.channels_last))
+    for loss, grads in (checkpointed, channels_last):
+        assert torch.allclose(loss, reference[0], atol=1e-5)
+        assert torch.allclose(grads, reference[1], atol=1e-5)
+    bf16_loss, _ = loss_and_grads(model, image, autocast=True)
+    assert torch.isclose(bf16_loss.float(), reference[0], rtol=0.05)

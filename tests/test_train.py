@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,3 +109,26 @@ def test_evaluate_official_checkpoint_on_synthetic_val(golden_dir: Path) -> None
 def test_cli_lists_presets(capsys) -> None:
     train_module.main(["--list"])
     assert "synthetic_hrda" in capsys.readouterr().out.split()
+
+
+def test_evaluate_and_predict_clis_write_their_files(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from hrda_lib import evaluate as evaluate_module
+    from hrda_lib import predict
+
+    result = train(get_preset("smoke_hrda"), tmp_path / "run", progress=False)
+    out = tmp_path / "eval"
+    evaluate_module.main([str(result.checkpoint), "--out", str(out), "--save-images", "1"])
+    assert {"per_class.csv", "confusion.csv", "summary.json", "val_000_attention.png"} <= {
+        p.name for p in out.iterdir()
+    }
+    images = tmp_path / "mine"
+    images.mkdir()
+    Image.fromarray(np.zeros((64, 160, 3), dtype=np.uint8)).save(images / "street.jpg")
+    predict.main([str(result.checkpoint), str(images), "--out", str(tmp_path / "pred")])
+    written = {p.name for p in (tmp_path / "pred").iterdir()}
+    assert written == {"street_pred.png", "street_overlay.png", "street_attention.png"}
+    assert Image.open(tmp_path / "pred" / "street_pred.png").size == (160, 64)
+    with pytest.raises(SystemExit):
+        predict.main([str(result.checkpoint), str(tmp_path / "missing")])
