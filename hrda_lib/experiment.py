@@ -60,6 +60,7 @@ class UDAConfig:
     fd_weight: float = 0.005  # lambda_fd of the ImageNet feature distance; 0 = off
     fd_classes: tuple[int, ...] = THING_CLASSES  # classes whose features are regularized
     fd_min_ratio: float = 0.75  # purity a feature cell needs
+    fd_on_detail: bool = False  # also FD on the detail crop (feature_scale "all": detail=context)
     mic: MICConfig | None = None  # masked image consistency; None = off
 
 

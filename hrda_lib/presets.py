@@ -119,12 +119,54 @@ def gta_to_cityscapes_daformer_hr_crop(crop: int = 512) -> ExperimentConfig:
     )
     return replace(
         base,
-        name="gta_to_cityscapes_daformer_hr_crop",
+        name=f"gta_to_cityscapes_daformer_hr_crop{crop}",
         data=data,
         model=replace(base.model, multi_resolution=False),
         test_window=(crop, crop),
         test_stride=(crop // 2, crop // 2),
     )
+
+
+def gta_to_cityscapes_daformer_lr_crop(crop: int = 512) -> ExperimentConfig:
+    """Figure 4 (left): single-scale DAFormer on half-resolution data with crops of `crop`."""
+    base = gta_to_cityscapes_daformer()
+    data = replace(
+        base.data,
+        source_pipeline=replace(base.data.source_pipeline, crop_size=(crop, crop)),
+        target_pipeline=replace(base.data.target_pipeline, crop_size=(crop, crop)),
+    )
+    return replace(base, name=f"gta_to_cityscapes_daformer_lr_crop{crop}", data=data,
+                   test_window=(crop, crop), test_stride=(crop // 2, crop // 2))  # fmt: skip
+
+
+def cityscapes_oracle(crop: int = 1024) -> ExperimentConfig:
+    """Figure 4 (right): supervised on Cityscapes (full resolution, crops of `crop`), no UDA."""
+    base = gta_to_cityscapes_daformer_hr_crop(crop)
+    source = PipelineConfig(scale=(2048, 1024), crop_size=(crop, crop), cat_max_ratio=0.75)
+    data = replace(base.data, source="cityscapes", source_pipeline=source, rcs=None)
+    return replace(base, name=f"cityscapes_oracle_crop{crop}", data=data,
+                   uda=replace(base.uda, self_training=False, fd_weight=0.0))  # fmt: skip
+
+
+def gta_to_cityscapes_hrda_context(context: int) -> ExperimentConfig:
+    """Table 3: HRDA with a smaller context crop (the sync crop of the official ablation).
+
+    With detail == context (512) the official code also supervises the context branch
+    (lambda_lr = lambda_d) and computes FD on both scales; so does this preset.
+    """
+    base = gta_to_cityscapes_hrda()
+    data = replace(
+        base.data,
+        source_pipeline=replace(base.data.source_pipeline, crop_size=(context, context)),
+        target_pipeline=replace(base.data.target_pipeline, crop_size=(context, context)),
+    )
+    model, uda = base.model, base.uda
+    if context == model.detail_crop_size[0]:
+        model = replace(model, lr_loss_weight=model.detail_loss_weight)
+        uda = replace(uda, fd_on_detail=True)
+    return replace(base, name=f"gta_to_cityscapes_hrda_context{context}", data=data, model=model,
+                   uda=uda, test_window=(context, context),
+                   test_stride=(context // 2, context // 2))  # fmt: skip
 
 
 def gta_to_cityscapes_source_only() -> ExperimentConfig:
@@ -291,11 +333,19 @@ PAPER_PRESETS: dict[str, Callable[[], ExperimentConfig]] = {
         gta_to_cityscapes_mic_hrda,
         cityscapes_to_acdc_mic_hrda,
         gta_to_cityscapes_daformer,
-        gta_to_cityscapes_daformer_hr_crop,
         gta_to_cityscapes_source_only,
         gta_to_cityscapes_hrda_deeplabv2,
         gta_to_cityscapes_hrda_dacs,
     )
+}
+
+
+# Paper rows with a size: name prefix -> (function of the size, the sizes the paper reports).
+SIZED_PRESETS: dict[str, tuple[Callable[[int], ExperimentConfig], tuple[int, ...]]] = {
+    "gta_to_cityscapes_daformer_hr_crop": (gta_to_cityscapes_daformer_hr_crop, (256, 512, 768)),
+    "gta_to_cityscapes_daformer_lr_crop": (gta_to_cityscapes_daformer_lr_crop, (128, 256, 384)),
+    "cityscapes_oracle_crop": (cityscapes_oracle, (256, 512, 768, 1024)),
+    "gta_to_cityscapes_hrda_context": (gta_to_cityscapes_hrda_context, (512, 768)),
 }
 
 
@@ -311,6 +361,7 @@ def _paper_ablation(suffix: str) -> ExperimentConfig:
 def list_presets() -> list[str]:
     """Every preset name, one per experiment row."""
     names = list(PAPER_PRESETS) + [f"gta_to_cityscapes_hrda_{s}" for s in ABLATIONS]
+    names += [f"{prefix}{size}" for prefix, (_, sizes) in SIZED_PRESETS.items() for size in sizes]
     names += [cfg.name for cfg in synthetic_rows().values()]
     names += [cfg.name for cfg in smoke_rows().values()]
     return names
@@ -320,6 +371,9 @@ def get_preset(name: str) -> ExperimentConfig:
     """The ExperimentConfig of a preset name (see `list_presets`)."""
     if name in PAPER_PRESETS:
         return PAPER_PRESETS[name]()
+    for prefix, (function, _) in SIZED_PRESETS.items():
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            return function(int(name[len(prefix) :]))
     if name.startswith("gta_to_cityscapes_hrda_") and name.rsplit("_", 1)[1] in ABLATIONS:
         return _paper_ablation(name.rsplit("_", 1)[1])
     if name.startswith("synthetic_"):

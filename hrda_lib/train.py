@@ -30,6 +30,7 @@ from torch.utils.data import Subset
 
 from hrda_lib import augment, masking, uda
 from hrda_lib.checkpoints import load_imagenet_encoder
+from hrda_lib.crops import crop
 from hrda_lib.experiment import ExperimentConfig, apply_overrides
 from hrda_lib.model import build_segmentor, resize, segmentation_loss
 from hrda_lib.optim import build_optimizer, set_lr
@@ -132,6 +133,13 @@ def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[st
                 cfg.uda.fd_min_ratio,
                 cfg.uda.fd_weight,
             )
+            if cfg.uda.fd_on_detail and out.detail_box is not None:  # the two terms are summed
+                with torch.no_grad():
+                    imnet_detail = state.imnet_encoder(crop(source, out.detail_box))[-1]
+                fd = fd + uda.feature_distance_loss(
+                    out.hr_features[-1], imnet_detail, crop(label, out.detail_box),
+                    cfg.uda.fd_classes, cfg.uda.fd_min_ratio, cfg.uda.fd_weight,
+                )  # fmt: skip
             loss = loss + fd
             logs["loss_fd"] = fd.detach()
     with record_function("source_backward"):

@@ -14,7 +14,7 @@ from hrda_lib.evaluate import evaluate, load_any_checkpoint, target_val_dataset
 from hrda_lib.experiment import apply_overrides
 from hrda_lib.model import build_segmentor
 from hrda_lib.presets import get_preset, list_presets
-from hrda_lib.train import NonFiniteLossError, load_trained_model, train
+from hrda_lib.train import NonFiniteLossError, load_trained_model, train, with_iters
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -132,3 +132,14 @@ def test_evaluate_and_predict_clis_write_their_files(tmp_path: Path) -> None:
     assert Image.open(tmp_path / "pred" / "street_pred.png").size == (160, 64)
     with pytest.raises(SystemExit):
         predict.main([str(result.checkpoint), str(tmp_path / "missing")])
+
+
+def test_detail_equal_to_context_adds_the_context_loss_and_detail_fd(tmp_path: Path) -> None:
+    paper = get_preset("gta_to_cityscapes_hrda_context512")
+    assert paper.model.lr_loss_weight == 0.1 and paper.uda.fd_on_detail
+    assert not get_preset("gta_to_cityscapes_hrda_context768").uda.fd_on_detail
+    smoke = get_preset("smoke_hrda")  # tiny: 64 px context
+    cfg = replace(smoke, iters=2, model=replace(smoke.model, detail_crop_size=(64, 64),
+                  lr_loss_weight=0.1), uda=replace(smoke.uda, fd_on_detail=True))  # fmt: skip
+    metrics = train(with_iters(cfg, 2), tmp_path, progress=False).metrics
+    assert {"loss_fd", "loss_source_context"} <= set(metrics)
