@@ -133,7 +133,7 @@ PAPER_PRESETS: dict[str, str] = {
     "hrda": "gta_to_cityscapes_hrda",
     "source_only": "gta_to_cityscapes_source_only",
     "daformer_lr": "gta_to_cityscapes_daformer",
-    "daformer_hr": "gta_to_cityscapes_daformer_hr_crop",
+    "daformer_hr": "gta_to_cityscapes_daformer_hr_crop512",
     "mic_hrda": "gta_to_cityscapes_mic_hrda",
     **{
         s: f"gta_to_cityscapes_hrda_{s}"
