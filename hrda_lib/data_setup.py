@@ -4,6 +4,7 @@ data in the official layouts.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import torch
@@ -62,8 +63,6 @@ class _SkipSampler(Sampler[int]):
         self.base, self.start = base, start
 
     def __iter__(self):
-        import itertools
-
         return itertools.islice(iter(self.base), self.start, None)
 
 

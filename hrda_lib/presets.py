@@ -109,34 +109,28 @@ def gta_to_cityscapes_daformer() -> ExperimentConfig:
     return _lr_data(replace(base, name="gta_to_cityscapes_daformer", model=model))
 
 
+def _square_crops(cfg: ExperimentConfig, crop: int) -> ExperimentConfig:
+    """`cfg` with source and target crops of `crop`, and a test window of the same size."""
+    data = replace(
+        cfg.data,
+        source_pipeline=replace(cfg.data.source_pipeline, crop_size=(crop, crop)),
+        target_pipeline=replace(cfg.data.target_pipeline, crop_size=(crop, crop)),
+    )
+    return replace(cfg, data=data, test_window=(crop, crop), test_stride=(crop // 2, crop // 2))
+
+
 def gta_to_cityscapes_daformer_hr_crop(crop: int = 512) -> ExperimentConfig:
     """Table 7 row 1 / Figure 4: single-scale DAFormer on full-resolution crops of `crop`."""
     base = gta_to_cityscapes_hrda()
-    data = replace(
-        base.data,
-        source_pipeline=replace(base.data.source_pipeline, crop_size=(crop, crop)),
-        target_pipeline=replace(base.data.target_pipeline, crop_size=(crop, crop)),
-    )
-    return replace(
-        base,
-        name=f"gta_to_cityscapes_daformer_hr_crop{crop}",
-        data=data,
-        model=replace(base.model, multi_resolution=False),
-        test_window=(crop, crop),
-        test_stride=(crop // 2, crop // 2),
-    )
+    model = replace(base.model, multi_resolution=False)
+    cfg = replace(base, name=f"gta_to_cityscapes_daformer_hr_crop{crop}", model=model)
+    return _square_crops(cfg, crop)
 
 
 def gta_to_cityscapes_daformer_lr_crop(crop: int = 512) -> ExperimentConfig:
     """Figure 4 (left): single-scale DAFormer on half-resolution data with crops of `crop`."""
-    base = gta_to_cityscapes_daformer()
-    data = replace(
-        base.data,
-        source_pipeline=replace(base.data.source_pipeline, crop_size=(crop, crop)),
-        target_pipeline=replace(base.data.target_pipeline, crop_size=(crop, crop)),
-    )
-    return replace(base, name=f"gta_to_cityscapes_daformer_lr_crop{crop}", data=data,
-                   test_window=(crop, crop), test_stride=(crop // 2, crop // 2))  # fmt: skip
+    cfg = replace(gta_to_cityscapes_daformer(), name=f"gta_to_cityscapes_daformer_lr_crop{crop}")
+    return _square_crops(cfg, crop)
 
 
 def cityscapes_oracle(crop: int = 1024) -> ExperimentConfig:
@@ -155,18 +149,12 @@ def gta_to_cityscapes_hrda_context(context: int) -> ExperimentConfig:
     (lambda_lr = lambda_d) and computes FD on both scales; so does this preset.
     """
     base = gta_to_cityscapes_hrda()
-    data = replace(
-        base.data,
-        source_pipeline=replace(base.data.source_pipeline, crop_size=(context, context)),
-        target_pipeline=replace(base.data.target_pipeline, crop_size=(context, context)),
-    )
     model, uda = base.model, base.uda
     if context == model.detail_crop_size[0]:
         model = replace(model, lr_loss_weight=model.detail_loss_weight)
         uda = replace(uda, fd_on_detail=True)
-    return replace(base, name=f"gta_to_cityscapes_hrda_context{context}", data=data, model=model,
-                   uda=uda, test_window=(context, context),
-                   test_stride=(context // 2, context // 2))  # fmt: skip
+    cfg = replace(base, name=f"gta_to_cityscapes_hrda_context{context}", model=model, uda=uda)
+    return _square_crops(cfg, context)
 
 
 def gta_to_cityscapes_source_only() -> ExperimentConfig:
