@@ -5,6 +5,7 @@ data in the official layouts.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -41,6 +42,10 @@ def _target(cfg: DataConfig, root: Path, split: str, train: bool) -> datasets.Se
         return datasets.acdc(root, split, pipeline, train=train, labels=labels)
     if cfg.target == "dark_zurich":
         return datasets.dark_zurich(root, split, pipeline, train=train)
+    if cfg.target == "bdd100k" and not train:  # domain generalization: evaluation only
+        return datasets.bdd100k(root, pipeline, split)
+    if cfg.target == "mapillary" and not train:
+        return datasets.mapillary(root, pipeline, "validation" if split == "val" else split)
     raise ValueError(f"unknown target dataset {cfg.target!r}")
 
 
@@ -50,7 +55,7 @@ def build_train_dataset(cfg: ExperimentConfig) -> Dataset:
         ensure_synthetic(cfg.data)
     paths = data_paths(cfg.data)
     source = _source(cfg.data, paths["source"])
-    if not cfg.uda.self_training or cfg.data.target is None:
+    if not cfg.uda.uses_target or cfg.data.target is None:
         return datasets.SourceOnlyDataset(source, cfg.data.rcs, cfg.seed)
     target = _target(cfg.data, paths["target"], "train", train=True)
     return datasets.UDADataset(source, target, cfg.data.rcs, cfg.seed)
@@ -84,6 +89,19 @@ def build_train_loader(cfg: ExperimentConfig, start: int = 0) -> DataLoader:
         # resumed run would draw different dropout / drop-path masks than an uninterrupted one.
         generator=torch.Generator().manual_seed(cfg.seed),
     )
+
+
+def style_images(cfg: ExperimentConfig) -> Iterator[torch.Tensor]:
+    """SHADE's style source: the first `cfg.uda.shade.style_images` source training images (all
+    if None), each (1, 3, H, W) normalized at the source pipeline's scale, without crop or flip."""
+    if "synthetic" in (cfg.data.source, cfg.data.target):
+        ensure_synthetic(cfg.data)
+    source = _source(cfg.data, data_paths(cfg.data)["source"], train=False)
+    count = len(source)
+    if cfg.uda.shade is not None and cfg.uda.shade.style_images is not None:
+        count = min(count, cfg.uda.shade.style_images)
+    for index in range(count):
+        yield source[index]["img"][None]
 
 
 def build_val_dataset(cfg: ExperimentConfig) -> datasets.SegmentationDataset:

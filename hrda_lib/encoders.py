@@ -13,6 +13,7 @@ Key conversion of the official checkpoints (SegFormer `mit_b*.pth`, mmseg `backb
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import timm
 import torch
@@ -54,9 +55,31 @@ class MiTEncoder(nn.Module):
         self.channels: list[int] = [info["num_chs"] for info in self.mit.feature_info]
         self.reductions: list[int] = [info["reduction"] for info in self.mit.feature_info]
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """x: (B, 3, H, W) -> 4 maps (B, C_i, H / 4·2^i, W / 4·2^i), after each stage's norm."""
-        return self.mit.forward_intermediates(x, indices=4, intermediates_only=True)
+    def forward(
+        self,
+        x: torch.Tensor,
+        after_first_stage: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> list[torch.Tensor]:
+        """x: (B, 3, H, W) -> 4 maps (B', C_i, H / 4·2^i, W / 4·2^i), after each stage's norm.
+
+        `after_first_stage` maps the stage-1 output (B, C_1, H/4, W/4) to what the later stages
+        (and the returned first map) see; SHADE's style hallucination doubles the batch there,
+        so B' = 2B. None: the plain encoder.
+        """
+        if after_first_stage is None:
+            return self.mit.forward_intermediates(x, indices=4, intermediates_only=True)
+        x = self.mit.patch_embed(x)  # (B, H/4, W/4, C_0), channels last
+        features = []
+        for index, stage in enumerate(self.mit.stages):
+            x = stage(x)  # (B, C_i, h, w)
+            if index == 0:
+                x = after_first_stage(x)
+            features.append(x)
+        return features
+
+    def first_stage(self, x: torch.Tensor) -> torch.Tensor:
+        """The stage-1 map (B, C_1, H/4, W/4) whose channel statistics SHADE calls style."""
+        return self.mit.stages[0](self.mit.patch_embed(x))
 
 
 class ResNetV1cEncoder(nn.Module):
@@ -74,8 +97,10 @@ class ResNetV1cEncoder(nn.Module):
         self.channels: list[int] = list(self.resnet.feature_info.channels())
         self.reductions: list[int] = list(self.resnet.feature_info.reduction())
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, after_first_stage=None) -> list[torch.Tensor]:
         """x: (B, 3, H, W) -> [(B, 2048, H/8, W/8)]."""
+        if after_first_stage is not None:
+            raise NotImplementedError("style hallucination is implemented for MiT encoders only")
         return self.resnet(x)
 
 

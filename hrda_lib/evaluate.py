@@ -6,13 +6,14 @@ training checkpoints and on official ones.
 
     python -m hrda_lib.evaluate work_dirs/synthetic_hrda/latest.pth --out results/eval
     python -m hrda_lib.evaluate official.pth --preset gta_to_cityscapes_hrda --max-images 50
+    python -m hrda_lib.evaluate work_dirs/gta_dg_hrda/latest.pth --dataset bdd100k --out results/bdd
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,13 @@ def main(argv: list[str] | None = None) -> None:
         help="experiment whose target val set and windows to use "
         "(default: the checkpoint's own config)",
     )
+    parser.add_argument(
+        "--dataset",
+        choices=["cityscapes", "acdc", "dark_zurich", "bdd100k", "mapillary"],
+        help="evaluate on this labelled val set instead of the experiment's target (domain "
+        "generalization: bdd100k, mapillary), with the experiment's test pipeline",
+    )
+    parser.add_argument("--data-root", help="folder holding the datasets (default: HRDA_DATA)")
     parser.add_argument("--which", default="model", choices=["model", "teacher"])
     parser.add_argument("--max-images", type=int)
     parser.add_argument("--max-batch", type=int, help="bound images per encoder call (memory)")
@@ -125,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         cfg = payload["config"]
     else:
         parser.error("an official checkpoint needs --preset to say which dataset to use")
+    if args.dataset or args.data_root:
+        data = replace(cfg.data, target=args.dataset or cfg.data.target,
+                       root=args.data_root or cfg.data.root)  # fmt: skip
+        cfg = replace(cfg, data=data)
     model = load_any_checkpoint(args.checkpoint, args.which)
     if torch.cuda.is_available():
         model.cuda()

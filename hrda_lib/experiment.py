@@ -3,7 +3,10 @@
 The UDA recipe is DAFormer's as HRDA uses it (reference spec 3 and 4): an EMA teacher whose
 pseudo-labels are weighted by one quality scalar per batch, ClassMix with strong augmentation,
 ImageNet feature distance on thing classes, rare class sampling, and optionally MIC's masked
-image consistency. Presets (`hrda_lib.presets`) are plain functions returning these.
+image consistency. The other methods of Table 2 (AdvSeg, MinEnt) and domain generalization
+(source only with photometric augmentation and SHADE style hallucination, evaluated on unseen
+datasets) are `UDAConfig.method` / `UDAConfig.shade` choices. Presets (`hrda_lib.presets`) are
+plain functions returning these.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from hrda_lib.alignment import AdversarialConfig
 from hrda_lib.classes import THING_CLASSES
 from hrda_lib.config import ModelConfig
 from hrda_lib.optim import OptimizerConfig
 from hrda_lib.rcs import RCSConfig
+from hrda_lib.shade import SHADEConfig
 from hrda_lib.transforms import PipelineConfig
 
 
@@ -24,7 +29,8 @@ class DataConfig:
     """Which datasets, where, and through which pipelines."""
 
     source: str = "gta"  # gta | synthia | cityscapes | synthetic (GTA layout)
-    target: str | None = "cityscapes"  # cityscapes | acdc | dark_zurich | synthetic | None (DG)
+    target: str | None = "cityscapes"  # cityscapes | acdc | dark_zurich | synthetic (for DG:
+    # only validated on) | None
     root: str = ""  # data root; "" = hrda_lib.paths.data_root() (synthetic: its default root)
     synthetic_variant: str = "quick"  # tiny | quick, for source/target "synthetic"
     synthetic_seed: int = 0  # generator seed of the synthetic benchmark
@@ -47,11 +53,20 @@ class MICConfig:
     weight: float = 1.0  # lambda_m
 
 
+DATASETS = ("gta", "synthia", "cityscapes", "acdc", "dark_zurich", "bdd100k", "mapillary")
+UDA_METHODS = ("dacs", "advseg", "minent", "source_only")
+
+
 @dataclass(frozen=True)
 class UDAConfig:
-    """DAFormer's self-training recipe as HRDA uses it; `self_training=False` is source only."""
+    """DAFormer's self-training recipe as HRDA uses it, or another method of Table 2.
 
-    self_training: bool = True  # EMA teacher + ClassMix pseudo-labels on the target
+    `method`: "dacs" is the self-training of DACS / DAFormer (EMA teacher, ClassMix pseudo-labels;
+    its other fields below); "advseg" and "minent" train on the target with an adversarial or an
+    entropy loss instead (`hrda_lib.alignment`); "source_only" never looks at target images.
+    """
+
+    method: str = "dacs"  # dacs | advseg | minent | source_only
     ema_alpha: float = 0.999  # alpha: teacher = alpha*teacher + (1-alpha)*student
     pseudo_threshold: float = 0.968  # tau of the quality weight
     color_jitter_probability: float = 0.2  # jitter when u > p (probability 0.8)
@@ -62,6 +77,32 @@ class UDAConfig:
     fd_min_ratio: float = 0.75  # purity a feature cell needs
     fd_on_detail: bool = False  # also FD on the detail crop (feature_scale "all": detail=context)
     mic: MICConfig | None = None  # masked image consistency; None = off
+    entropy_weight: float = 0.001  # lambda_ent of MinEnt
+    adversarial: AdversarialConfig = AdversarialConfig()  # AdvSeg's discriminator
+    shade: SHADEConfig | None = None  # SHADE style hallucination (domain generalization)
+
+    def __post_init__(self) -> None:
+        if self.method not in UDA_METHODS:
+            raise ValueError(f"unknown UDA method {self.method!r}; expected one of {UDA_METHODS}")
+        if self.mic is not None and self.method != "dacs":
+            raise ValueError(
+                "MIC is implemented on the self-training of method 'dacs' only (the MIC paper's "
+                f"own teacher for {self.method} is not); set mic=None"
+            )
+        if self.shade is not None and self.method != "source_only":
+            raise ValueError(
+                "SHADE is domain generalization: it needs method 'source_only' (no target)"
+            )
+
+    @property
+    def self_training(self) -> bool:
+        """Whether an EMA teacher makes ClassMix pseudo-labels (method "dacs")."""
+        return self.method == "dacs"
+
+    @property
+    def uses_target(self) -> bool:
+        """Whether training reads target images (every method but source only)."""
+        return self.method != "source_only"
 
 
 @dataclass(frozen=True)
@@ -104,13 +145,17 @@ def data_paths(cfg: DataConfig) -> dict[str, Path]:
             if cfg.root
             else synthetic_root(cfg.synthetic_variant, cfg.synthetic_seed)
         )
-        return {"source": base / "gta", "target": base / "cityscapes"}
+        paths = {"source": base / "gta", "target": base / "cityscapes"}
+        if cfg.target not in (None, "synthetic"):  # a synthetic model on a real val set
+            paths["target"] = (Path(cfg.root) if cfg.root else data_root()) / cfg.target
+        return paths
     root = Path(cfg.root) if cfg.root else data_root()
-    names = {"gta": "gta", "synthia": "synthia", "cityscapes": "cityscapes", "acdc": "acdc",
-             "dark_zurich": "dark_zurich"}  # fmt: skip
-    paths = {"source": root / names[cfg.source]}
+    for name in (cfg.source, cfg.target):
+        if name is not None and name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
+    paths = {"source": root / cfg.source}  # the folder of a dataset is its name
     if cfg.target:
-        paths["target"] = root / names[cfg.target]
+        paths["target"] = root / cfg.target
     return paths
 
 

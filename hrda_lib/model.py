@@ -15,6 +15,7 @@ context logits and the attention at `H · context_scale / os`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,8 @@ from hrda_lib.crops import Box, box_mask, crop, paste, sample_detail_box, scale_
 from hrda_lib.encoders import build_encoder
 from hrda_lib.heads import build_head
 from hrda_lib.losses import cross_entropy
+
+StyleHook = Callable[[torch.Tensor], torch.Tensor]  # stage-1 features -> what later stages see
 
 
 @dataclass
@@ -129,20 +132,24 @@ class HRDASegmentor(nn.Module):
     def _detail_source(self, image: torch.Tensor) -> torch.Tensor:
         return blur_down_up(image) if self.cfg.blur_detail else image
 
-    def _lr_branch(self, image: torch.Tensor):
-        lr_features = self.encoder(resize(image, self.cfg.context_scale))
+    def _lr_branch(self, image: torch.Tensor, style: StyleHook | None = None):
+        lr_features = self.encoder(resize(image, self.cfg.context_scale), style)
         return lr_features, self.decode_head(lr_features), self.scale_attention(lr_features)
 
     # -- training ----------------------------------------------------------------------------
-    def forward_multires(self, image: torch.Tensor, detail_box: Box) -> MultiResOutput:
+    def forward_multires(
+        self, image: torch.Tensor, detail_box: Box, style: StyleHook | None = None
+    ) -> MultiResOutput:
         """Training-style forward on a context crop with the given detail box.
 
         Args:
             image: (B, 3, H, W) normalized context crop.
             detail_box: (y1, y2, x1, x2) in full-resolution pixels of `image`.
+            style: applied to the encoder's stage-1 features of both branches (SHADE doubles
+                the batch there: every output then has 2B samples).
         """
-        lr_features, lr_logits, attention = self._lr_branch(image)
-        hr_features = self.encoder(crop(self._detail_source(image), detail_box))
+        lr_features, lr_logits, attention = self._lr_branch(image, style)
+        hr_features = self.encoder(crop(self._detail_source(image), detail_box), style)
         hr_logits = self.decode_head(hr_features)
         os, cs = self.output_stride, self.cfg.context_scale
         mask = box_mask(lr_logits.shape[2:], scale_box(detail_box, os / cs), image.device)
@@ -155,14 +162,17 @@ class HRDASegmentor(nn.Module):
         )  # fmt: skip
 
     def forward_train(
-        self, image: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        image: torch.Tensor,
+        generator: torch.Generator | None = None,
+        style: StyleHook | None = None,
     ) -> MultiResOutput:
         """Draw a fresh detail box (offsets multiples of 8) and run `forward_multires`."""
         height, width = image.shape[2:]
         box = sample_detail_box(
             height, width, self.cfg.detail_crop_size, self.cfg.crop_coord_divisible, generator
         )
-        return self.forward_multires(image, box)
+        return self.forward_multires(image, box, style)
 
     # -- inference ---------------------------------------------------------------------------
     def detail_slide(self, image: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:
@@ -242,10 +252,14 @@ class Segmentor(nn.Module):
         self.output_stride = self.encoder.reductions[0 if cfg.head == "daformer_sepaspp" else -1]
 
     def forward_train(
-        self, image: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        image: torch.Tensor,
+        generator: torch.Generator | None = None,
+        style: StyleHook | None = None,
     ) -> MultiResOutput:
-        """Logits (B, K, H/os, W/os) of the whole crop; `generator` is unused (no detail box)."""
-        features = self.encoder(image)
+        """Logits (B, K, H/os, W/os) of the whole crop; `generator` is unused (no detail box);
+        `style` maps the encoder's stage-1 features (SHADE)."""
+        features = self.encoder(image, style)
         return MultiResOutput(self.decode_head(features), lr_features=features)
 
     def encode_decode(self, image: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:

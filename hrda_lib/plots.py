@@ -542,6 +542,60 @@ def claim_deltas(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# Published Table 2 figures we have (paper_numbers.md): HRDA with DeepLabV2 per UDA method.
+PUBLISHED_UDA_METHODS: dict[str, str] = {
+    "DACS": "59.4 (HRDA, DeepLabV2; lhoyer/HRDA issue 11)",
+    "DAFormer recipe": "≈63 (HRDA, DeepLabV2; lhoyer/HRDA issue 11)",
+}
+
+
+def method_pairs_table(summary: pd.DataFrame, pairs: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+    """Table 2's layout: per UDA method, mIoU on LR data, with HRDA, and HRDA's gain.
+
+    Args:
+        summary: `summarize_rows` output holding the rows of `pairs`.
+        pairs: method name -> (LR data row key, HRDA row key); methods missing a row are left out.
+    """
+    stats = summary.drop_duplicates("key").set_index("key")
+    rows = []
+    for method, (lr, hrda) in pairs.items():
+        if lr not in stats.index or hrda not in stats.index:
+            continue
+        a, b = stats.loc[lr], stats.loc[hrda]
+        rows.append(
+            {
+                "UDA method": method,
+                "without HRDA (LR data)": mean_pm_std(a["mean"], a["std"], a["n_seeds"]),
+                "with HRDA": mean_pm_std(b["mean"], b["std"], b["n_seeds"]),
+                "Δ mIoU": round(b["mean"] - a["mean"], 2),
+                "spread of Δ": round(float(np.hypot(a["std"], b["std"])), 2),
+                "published: with HRDA": PUBLISHED_UDA_METHODS.get(method, "–"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def method_pairs_figure(summary: pd.DataFrame, pairs: Mapping[str, tuple[str, str]]) -> plt.Figure:
+    """Grouped bars: each UDA method's mIoU without (LR data) and with HRDA, ± std over seeds."""
+    stats = summary.drop_duplicates("key").set_index("key")
+    methods = [m for m, (lr, hr) in pairs.items() if lr in stats.index and hr in stats.index]
+    x = np.arange(len(methods))
+    fig, ax = plt.subplots(figsize=(1.6 * len(methods) + 2, 3.2))
+    for offset, index, label, color in (
+        (-0.2, 0, "LR data", "tab:gray"),
+        (0.2, 1, "HRDA", "tab:blue"),
+    ):
+        keys = [pairs[m][index] for m in methods]
+        ax.bar(x + offset, stats.loc[keys, "mean"], 0.4, yerr=stats.loc[keys, "std"].fillna(0),
+               label=label, color=color)  # fmt: skip
+    ax.set_xticks(x, methods)
+    ax.set_ylabel("mIoU (%)")
+    ax.set_title(f"ours: {summary['measured_on'].iloc[0]}", fontsize=8, wrap=True)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def parity_figure(parity: pd.DataFrame) -> plt.Figure:
     """Max abs difference to the official code per recorded tensor (log scale), with the 1e-4
     tolerance; an empty panel saying so when no fixtures were found."""

@@ -39,6 +39,7 @@ READS: dict[str, tuple[str, ...]] = {
     "05": ("01", "03", "04"),
     "06": ("01", "03", "04", "05"),
     "07": ("01", "04", "05", "06"),
+    "09": ("03", "04", "05", "06"),
 }
 
 # -- experiment rows ------------------------------------------------------------------------------
@@ -110,6 +111,20 @@ COMPONENT_TABLES: dict[str, tuple[str, ...]] = {
     "Table S1: context scale": ("sc0.25", "hrda", "sc0.75"),
 }
 MAIN_TABLES: dict[str, tuple[str, ...]] = {"Table 1: main comparison": MAIN_ROWS}
+
+# Table 2: UDA methods without and with HRDA, as (LR data row, HRDA row) per method. On the
+# synthetic benchmark the DAFormer-recipe pair is Table 1's (MiT-b0 stands in for DeepLabV2).
+UDA_METHOD_PAIRS: dict[str, tuple[str, str]] = {
+    "DAFormer recipe": ("daformer_lr", "hrda"),
+    "DACS": ("dacs_lr", "dacs"),
+    "AdvSeg": ("advseg_lr", "advseg"),
+    "MinEnt": ("minent_lr", "minent"),
+}
+UDA_METHOD_PAIRS_PAPER: dict[str, tuple[str, str]] = {
+    **UDA_METHOD_PAIRS,
+    "DAFormer recipe": ("deeplabv2_lr", "deeplabv2"),
+}
+UDA_METHOD_ROWS: tuple[str, ...] = tuple(k for pair in UDA_METHOD_PAIRS.values() for k in pair)
 ROW_NAMES: dict[str, str] = {
     "source_only": "Source only",
     "daformer_lr": "DAFormer (LR data)",
@@ -126,6 +141,14 @@ ROW_NAMES: dict[str, str] = {
     "blurhr": "HRDA, blurred detail crop",
     "sc0.25": "HRDA, context scale 0.25",
     "sc0.75": "HRDA, context scale 0.75",
+    "deeplabv2_lr": "DAFormer recipe (LR data)",
+    "deeplabv2": "HRDA, DAFormer recipe",
+    "dacs_lr": "DACS (LR data)",
+    "dacs": "HRDA, DACS",
+    "advseg_lr": "AdvSeg (LR data)",
+    "advseg": "HRDA, AdvSeg",
+    "minent_lr": "MinEnt (LR data)",
+    "minent": "HRDA, MinEnt",
 }
 
 # The paper's presets of the rows that have one (the others derive from these).
@@ -138,6 +161,11 @@ PAPER_PRESETS: dict[str, str] = {
     **{
         s: f"gta_to_cityscapes_hrda_{s}"
         for s in (*ATTENTION_ROWS, *DETAIL_LOSS_ROWS, *DETAIL_SOURCE_ROWS, *CONTEXT_SCALE_ROWS)
+    },
+    **{
+        f"{m}_lr" if not hrda else m: f"gta_to_cityscapes_{'hrda_' if hrda else ''}{m}"
+        for m in ("deeplabv2", "dacs", "advseg", "minent")
+        for hrda in (False, True)
     },
 }
 
@@ -155,6 +183,9 @@ class Profile:
     crop_sizes: tuple[str, ...]  # rows of 04 (Tables 3-5, Figure 4)
     components: tuple[str, ...]  # rows of 05 (Tables 6-7, Figure S1, Table S1)
     main: tuple[str, ...] = MAIN_ROWS  # rows of 06 (the main comparison)
+    uda_methods: dict[str, tuple[str, str]] = field(
+        default_factory=lambda: dict(UDA_METHOD_PAIRS)
+    )  # (LR, HRDA) row pairs of 09 (Table 2), by method
 
     @property
     def synthetic_variant(self) -> str:
@@ -176,8 +207,9 @@ PROFILES: dict[str, Profile] = {
     ),
     "quick": Profile(
         "quick",
-        "main comparison + one row per crop/attention/detail family, quick synthetic "
-        "set, 1 seed, 200 iterations: 8 training runs, ~30 min on 2 CPU cores (`make demo`)",
+        "main comparison + one row per crop/attention/detail family + Table 2's methods, "
+        "quick synthetic set, 1 seed, 200 iterations: 14 training runs, ~45 min on 2 CPU "
+        "cores (`make demo`)",
         presets="synthetic",
         data="quick",
         seeds=(0,),
@@ -206,6 +238,7 @@ PROFILES: dict[str, Profile] = {
         iters=None,
         crop_sizes=CROP_SIZE_ROWS,
         components=COMPONENT_ROWS,
+        uda_methods=dict(UDA_METHOD_PAIRS_PAPER),
     ),
 }
 

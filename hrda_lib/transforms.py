@@ -1,9 +1,10 @@
 """The data pipelines of HRDA: keep-ratio resize, random crop, flip, normalization.
 
 Ports mmseg 0.16's `Resize(keep_ratio=True)`, `RandomCrop(cat_max_ratio)`, `RandomFlip`,
-`Normalize` and `Pad` as HRDA configures them (reference spec section 3.10, Apache-2.0), and
-the pseudo-label margin mask of HRDA's target loader ("plcrop v2", spec 3.4): the mask is built
-on the ORIGINAL image size and goes through the same resize, crop and flip as the image.
+`Normalize`, `Pad` and `PhotoMetricDistortion` as HRDA configures them (reference spec sections
+3.6 and 3.10, Apache-2.0), and the pseudo-label margin mask of HRDA's target loader ("plcrop
+v2", spec 3.4): the mask is built on the ORIGINAL image size and goes through the same resize,
+crop and flip as the image.
 
 Every random choice comes from the numpy `Generator` the caller passes in, drawn in mmseg's
 order (crop offset y, x per attempt, then the flip), so a sample can be replayed exactly.
@@ -36,6 +37,8 @@ class PipelineConfig:
     flip_prob: float = 0.5  # probability of a horizontal flip
     margins: tuple[int, int, int, int] | None = None  # (top, bottom, left, right) px of the
     # ORIGINAL image excluded from pseudo-labels (HRDA: (30, 240, 30, 30) on 1024x2048); None = off
+    photometric: bool = False  # mmseg PhotoMetricDistortion after the flip (the `CAug` sources
+    # of the AdvSeg / MinEnt baselines and of domain generalization)
 
 
 # --- paper presets (spec 3.10) ---------------------------------------------------------------
@@ -159,6 +162,76 @@ def denormalize(image: np.ndarray) -> np.ndarray:
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
 
 
+# --- photometric distortion (the `CAug` datasets) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhotometricParams:
+    """One draw of mmseg's PhotoMetricDistortion; None = that operation is skipped."""
+
+    brightness: float | None  # added on the 0-255 scale, U(-32, 32)
+    contrast_first: bool  # contrast before the HSV operations (else after them)
+    contrast: float | None  # multiplier, U(0.5, 1.5)
+    saturation: float | None  # multiplier of the HSV saturation, U(0.5, 1.5)
+    hue: int | None  # shift of OpenCV's hue (0-179 for uint8), integer in [-18, 18)
+
+
+def sample_photometric_params(
+    rng: np.random.Generator,
+    brightness_delta: int = 32,
+    contrast_range: tuple[float, float] = (0.5, 1.5),
+    saturation_range: tuple[float, float] = (0.5, 1.5),
+    hue_delta: int = 18,
+) -> PhotometricParams:
+    """Draw mmseg's parameters: each operation with probability 0.5 (reference spec 3.6:
+    brightness +-32, contrast / saturation 0.5-1.5, hue +-18, contrast first or last).
+
+    mmseg draws with numpy's legacy `randint(2)` gates and `randint(-18, 18)` (high exclusive,
+    kept here); the draws come from `rng` instead of the global numpy state, in a fixed order
+    (the distribution is the same, the sequence is not).
+    """
+
+    def gate() -> bool:
+        return bool(rng.integers(2))
+
+    brightness = float(rng.uniform(-brightness_delta, brightness_delta)) if gate() else None
+    contrast_first = bool(rng.integers(2))
+    contrast = float(rng.uniform(*contrast_range)) if gate() else None
+    saturation = float(rng.uniform(*saturation_range)) if gate() else None
+    hue = int(rng.integers(-hue_delta, hue_delta)) if gate() else None
+    return PhotometricParams(brightness, contrast_first, contrast, saturation, hue)
+
+
+def _convert(x: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
+    """mmseg's `convert`: x * alpha + beta in float32, clipped to [0, 255], truncated to uint8."""
+    return np.clip(x.astype(np.float32) * alpha + beta, 0, 255).astype(np.uint8)
+
+
+def photometric_distortion(image: np.ndarray, params: PhotometricParams) -> np.ndarray:
+    """mmseg 0.16's PhotoMetricDistortion on an (H, W, 3) uint8 RGB image, with `params`.
+
+    Brightness, then contrast (if first), saturation and hue in OpenCV's uint8 HSV (hue mod 180;
+    each of the two converts to HSV and back on its own, as mmseg), then contrast (if last).
+    mmseg works on BGR; converting RGB with RGB2HSV gives the same result channel for channel.
+    """
+    image = np.ascontiguousarray(image)
+    if params.brightness is not None:
+        image = _convert(image, beta=params.brightness)
+    if params.contrast_first and params.contrast is not None:
+        image = _convert(image, alpha=params.contrast)
+    if params.saturation is not None:
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        hsv[..., 1] = _convert(hsv[..., 1], alpha=params.saturation)
+        image = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if params.hue is not None:
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        hsv[..., 0] = (hsv[..., 0].astype(int) + params.hue) % 180
+        image = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if not params.contrast_first and params.contrast is not None:
+        image = _convert(image, alpha=params.contrast)
+    return image
+
+
 # --- pipelines ---------------------------------------------------------------------------------
 
 
@@ -212,6 +285,8 @@ def crop_flip_normalize(
     if flip:
         image, valid_mask = image[:, ::-1], valid_mask[:, ::-1]
         label = label[:, ::-1] if label is not None else None
+    if config.photometric:
+        image = photometric_distortion(image, sample_photometric_params(rng))
 
     out: dict[str, np.ndarray | bool | Box] = {"crop_box": box, "flip": flip}
     img = normalize(image)

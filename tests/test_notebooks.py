@@ -3,7 +3,8 @@
 The whole chain runs once per session through `hrda_lib.reproduce.run` into a temporary results
 folder ($HRDA_RESULTS) with a temporary data folder ($HRDA_DATA): 01 generates the tiny synthetic
 set, 03-06 train 4-iteration runs and reuse each other's, 07 collects their tables, 08 checks
-parity with the official code. About 2 minutes on 2 CPU cores.
+parity with the official code, 09 trains Table 2's other UDA methods. About 3 minutes on 2 CPU
+cores.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def test_notebooks_follow_the_common_anatomy() -> None:
     assert STEMS == [
         "01_data_preparation", "02_multires_crops", "03_scale_attention",
         "04_ablation_crop_sizes", "05_ablation_components", "06_full_training",
-        "07_figures_tables", "08_official_checkpoints",
+        "07_figures_tables", "08_official_checkpoints", "09_uda_methods",
     ]  # fmt: skip
     for path in reproduce.notebook_paths():
         nb = nbformat.read(path, as_version=4)
@@ -137,6 +138,22 @@ def test_06_full_training(executed: dict) -> None:
     assert {"qualitative.png", "training_curves.png", "attention_hrda.png"} <= {
         p.name for p in out.iterdir()
     }
+
+
+def test_09_uda_methods(executed: dict) -> None:
+    out = _results(executed, "09_uda_methods")
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert sorted(metrics.query("metric == 'mIoU'")["key"]) == sorted(reproduce.UDA_METHOD_ROWS)
+    trained_here = {p.name for p in (out / "runs").iterdir()}
+    assert trained_here == {f"smoke_{k}_seed0" for k in reproduce.UDA_METHOD_ROWS} - {
+        "smoke_daformer_lr_seed0",
+        "smoke_hrda_seed0",
+    }  # the DAFormer-recipe pair is reused from 03-06
+    table = (out / "table.md").read_text()
+    assert all(method in table for method in ("DACS", "AdvSeg", "MinEnt", "59.4"))
+    curves = pd.read_csv(out / "curves.csv")
+    assert {"loss_adversarial", "loss_entropy", "loss_mixed_total"} <= set(curves["quantity"])
+    assert {"uda_methods.png", "training_curves.png"} <= {p.name for p in out.iterdir()}
 
 
 def test_07_figures_tables(executed: dict) -> None:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from hrda_lib import train as train_module
 from hrda_lib.evaluate import evaluate, load_any_checkpoint, target_val_dataset
+from hrda_lib.evaluate import main as evaluate_main
 from hrda_lib.experiment import apply_overrides
 from hrda_lib.model import build_segmentor
 from hrda_lib.presets import get_preset, list_presets
-from hrda_lib.train import NonFiniteLossError, load_trained_model, train, with_iters
+from hrda_lib.train import NonFiniteLossError, build_state, load_trained_model, train, with_iters
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,7 +50,9 @@ def test_overrides_reach_nested_fields() -> None:
         apply_overrides(cfg, ["model.nope=1"])
 
 
-@pytest.mark.parametrize("row", ["source_only", "daformer_lr", "hrda", "mic_hrda"])
+@pytest.mark.parametrize(
+    "row", ["source_only", "daformer_lr", "hrda", "mic_hrda", "advseg", "minent_lr", "dg_hrda"]
+)
 def test_smoke_training_runs(row: str, tmp_path: Path) -> None:
     result = train(get_preset(f"smoke_{row}"), tmp_path, progress=False)
     metrics = result.metrics
@@ -57,6 +63,13 @@ def test_smoke_training_runs(row: str, tmp_path: Path) -> None:
         assert "loss_mic_total" in metrics
     if row == "hrda":
         assert {"loss_fd", "loss_mixed_detail", "pseudo_weight"} <= set(metrics)
+    if row == "advseg":
+        assert {"loss_adversarial", "loss_discriminator"} <= set(metrics)
+        assert "pseudo_weight" not in metrics
+    if row == "minent_lr":
+        assert metrics["loss_entropy"].between(0, 0.001).all()
+    if row == "dg_hrda":
+        assert (metrics["loss_style_consistency"] > 0).all()
     model = load_trained_model(result.checkpoint)
     assert not model.training
 
@@ -78,6 +91,51 @@ def test_resume_is_exact(tmp_path: Path) -> None:
     assert full.metrics[columns].equals(resumed.metrics[columns])
     # A finished run is returned as is.
     assert train(cfg, tmp_path / "split", resume=True, progress=False).wall_time_s == 0.0
+
+
+def test_resume_is_exact_with_the_discriminator(tmp_path: Path) -> None:
+    cfg = replace(get_preset("smoke_advseg"), checkpoint_interval=1, eval_interval=100)
+    full = train(cfg, tmp_path / "full", iters=3, progress=False)
+    train(cfg, tmp_path / "split", iters=3, stop_at=1, progress=False)
+    resumed = train(cfg, tmp_path / "split", iters=3, resume=True, progress=False)
+    a = torch.load(full.checkpoint, weights_only=False)
+    b = torch.load(resumed.checkpoint, weights_only=False)
+    assert a["teacher"] is None and a["discriminator"] is not None
+    for key in ("model", "discriminator"):
+        for name, value in a[key].items():
+            assert torch.equal(value, b[key][name]), (key, name)
+    initial = build_state(cfg, torch.device("cpu")).discriminator.state_dict()
+    assert any(not torch.equal(initial[k], v) for k, v in a["discriminator"].items())
+
+
+def test_shade_prototypes_resume_exactly_and_evaluate_on_bdd100k(tmp_path: Path) -> None:
+    cfg = replace(get_preset("smoke_dg_hrda"), checkpoint_interval=1, eval_interval=100)
+    cfg = replace(cfg, uda=replace(cfg.uda, shade=replace(cfg.uda.shade, refresh_interval=2)))
+    full = train(cfg, tmp_path / "full", iters=3, progress=False)
+    train(cfg, tmp_path / "split", iters=3, stop_at=2, progress=False)
+    resumed = train(cfg, tmp_path / "split", iters=3, resume=True, progress=False)
+    a = torch.load(full.checkpoint, weights_only=False)
+    b = torch.load(resumed.checkpoint, weights_only=False)
+    assert a["style_hallucination"]["ready"]
+    for key in ("model", "style_hallucination"):
+        for name, value in a[key].items():
+            assert torch.equal(value, b[key][name]), (key, name)
+    # Evaluate the DG model on an unseen dataset in the BDD100K layout (tiny val images).
+    val = target_val_dataset(cfg)
+    bdd = tmp_path / "data" / "bdd100k"
+    for i in range(2):
+        image = val.img_paths[i]
+        label = val.label_paths[i]
+        (bdd / "images" / "10k" / "val").mkdir(parents=True, exist_ok=True)
+        (bdd / "labels" / "sem_seg" / "masks" / "val").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(bdd / "images" / "10k" / "val" / f"b{i}.jpg"), cv2.imread(str(image)))
+        shutil.copy(label, bdd / "labels" / "sem_seg" / "masks" / "val" / f"b{i}.png")
+    out = tmp_path / "eval_bdd"
+    evaluate_main([str(full.checkpoint), "--dataset", "bdd100k", "--data-root",
+                   str(tmp_path / "data"), "--out", str(out), "--save-images", "1"])  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 <= summary["mIoU"] <= 100
+    assert (out / "per_class.csv").is_file()
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path: Path, monkeypatch) -> None:
