@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from hrda_lib.experiment import ExperimentConfig, MICConfig
 from hrda_lib.inference import slide_inference
 from hrda_lib.presets import get_preset
-from hrda_lib.train import _autocast, build_state, train_step
+from hrda_lib.step import _autocast, build_state, train_step
 
 # Dense bf16 tensor-core peak (FLOP/s) by device name; CPUs are reported without a peak.
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}

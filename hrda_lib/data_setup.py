@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from hrda_lib import datasets
 from hrda_lib.experiment import DataConfig, ExperimentConfig, data_paths
@@ -93,15 +93,19 @@ def build_train_loader(cfg: ExperimentConfig, start: int = 0) -> DataLoader:
 
 def style_images(cfg: ExperimentConfig) -> Iterator[torch.Tensor]:
     """SHADE's style source: the first `cfg.uda.shade.style_images` source training images (all
-    if None), each (1, 3, H, W) normalized at the source pipeline's scale, without crop or flip."""
+    if None), each (1, 3, H, W) normalized at the source pipeline's scale, without crop or flip,
+    decoded by `cfg.data.num_workers` loader workers (the whole of GTA is 25k images)."""
     if "synthetic" in (cfg.data.source, cfg.data.target):
         ensure_synthetic(cfg.data)
     source = _source(cfg.data, data_paths(cfg.data)["source"], train=False)
     count = len(source)
     if cfg.uda.shade is not None and cfg.uda.shade.style_images is not None:
         count = min(count, cfg.uda.shade.style_images)
-    for index in range(count):
-        yield source[index]["img"][None]
+    loader = DataLoader(
+        Subset(source, range(count)), batch_size=None, num_workers=cfg.data.num_workers
+    )
+    for sample in loader:
+        yield sample["img"][None]
 
 
 def build_val_dataset(cfg: ExperimentConfig) -> datasets.SegmentationDataset:

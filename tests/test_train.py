@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 import torch
 
+from hrda_lib import step as step_module
 from hrda_lib import train as train_module
 from hrda_lib.evaluate import evaluate, load_any_checkpoint, target_val_dataset
 from hrda_lib.evaluate import main as evaluate_main
 from hrda_lib.experiment import apply_overrides
 from hrda_lib.model import build_segmentor
 from hrda_lib.presets import get_preset, list_presets
-from hrda_lib.train import NonFiniteLossError, build_state, load_trained_model, train, with_iters
+from hrda_lib.step import build_state
+from hrda_lib.train import NonFiniteLossError, load_trained_model, train, with_iters
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -140,7 +142,7 @@ def test_shade_prototypes_resume_exactly_and_evaluate_on_bdd100k(tmp_path: Path)
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path: Path, monkeypatch) -> None:
     cfg = replace(get_preset("smoke_source_only"), checkpoint_interval=1)
-    real_loss = train_module.segmentation_loss
+    real_loss = step_module.segmentation_loss
     calls = {"n": 0}
 
     def poisoned(out, label, model_cfg, weight=None):
@@ -150,7 +152,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path: Path, mon
             losses["total"] = losses["total"] * float("nan")
         return losses
 
-    monkeypatch.setattr(train_module, "segmentation_loss", poisoned)
+    monkeypatch.setattr(step_module, "segmentation_loss", poisoned)
     with pytest.raises(NonFiniteLossError, match="iteration 2"):
         train(cfg, tmp_path, progress=False)
     assert torch.load(tmp_path / "latest.pth", weights_only=False)["iteration"] == 2

@@ -1,0 +1,316 @@
+"""One training iteration of HRDA's UDA recipe, and the state it updates.
+
+One iteration (reference spec 3.1): EMA update of the teacher, a source pass (HRDA loss) with the
+ImageNet feature distance, teacher pseudo-labels on the un-augmented target, ClassMix + strong
+augmentation, a mixed pass weighted by the pseudo-label quality, optionally MIC's masked pass, and
+one AdamW step for the accumulated gradients. The AdvSeg and MinEnt baselines of Table 2 replace
+the self-training passes with an adversarial or entropy loss on the target (`alignment.py`);
+domain generalization adds SHADE's style hallucination to the source pass (`shade.py`).
+`train_step` computes and updates, nothing else; logging, validation and checkpoints happen in
+`hrda_lib.train`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+from torch.profiler import record_function
+
+from hrda_lib import alignment, augment, masking, shade, uda
+from hrda_lib.checkpoints import load_imagenet_encoder
+from hrda_lib.crops import crop
+from hrda_lib.experiment import ExperimentConfig
+from hrda_lib.model import build_segmentor, resize, segmentation_loss
+from hrda_lib.optim import build_optimizer, set_lr
+
+
+@dataclass
+class TrainState:
+    """What changes during training (and goes into a checkpoint)."""
+
+    model: torch.nn.Module  # the student, evaluated and reported
+    teacher: torch.nn.Module | None  # EMA teacher (None for source-only training)
+    imnet_encoder: torch.nn.Module | None  # frozen ImageNet encoder for feature distance
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator  # detail boxes, augmentation and MIC masks
+    classmix_rng: np.random.Generator  # ClassMix class draws
+    iteration: int = 0
+    discriminator: torch.nn.Module | None = None  # AdvSeg's domain discriminator
+    discriminator_optimizer: torch.optim.Optimizer | None = None  # its Adam
+    style_hallucination: shade.StyleHallucination | None = None  # SHADE (DG), with prototypes
+
+
+def build_state(cfg: ExperimentConfig, device: torch.device) -> TrainState:
+    """Student (with ImageNet weights if configured), teacher, ImageNet copy, optimizer, RNGs."""
+    torch.manual_seed(cfg.seed)
+    model = build_segmentor(cfg.model)
+    if cfg.pretrained:
+        report = load_imagenet_encoder(model.encoder, cfg.pretrained)
+        if report.missing:
+            raise ValueError(f"{cfg.pretrained}: encoder weights missing: {report.missing[:8]}")
+    if cfg.activation_checkpointing and hasattr(model.encoder, "mit"):
+        model.encoder.mit.set_grad_checkpointing(True)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    teacher = uda.create_ema_teacher(model) if cfg.uda.self_training else None
+    if cfg.compile:  # in place: parameter names (and checkpoints) stay as they are
+        for module in (model.encoder, model.decode_head, model.scale_attention_head):
+            if module is not None:
+                module.compile()
+    imnet = None
+    if cfg.uda.fd_weight > 0:
+        imnet = copy.deepcopy(model.encoder).eval().requires_grad_(False)
+    heads = [m for m in (model.decode_head, model.scale_attention_head) if m is not None]
+    optimizer = build_optimizer(
+        model.encoder,
+        heads,
+        cfg.optimizer,
+        encoder_norm_no_decay=cfg.model.encoder != "resnet101_v1c",
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    state = TrainState(model, teacher, imnet, optimizer, generator, np.random.default_rng(cfg.seed))
+    if cfg.uda.method == "advseg":
+        state.discriminator = alignment.build_discriminator(
+            cfg.model.num_classes, cfg.uda.adversarial
+        ).to(device)
+        state.discriminator_optimizer = alignment.build_discriminator_optimizer(
+            state.discriminator, cfg.uda.adversarial
+        )
+    if cfg.uda.shade is not None:
+        state.style_hallucination = shade.StyleHallucination(
+            model.encoder.channels[0], cfg.uda.shade
+        ).to(device)
+    return state
+
+
+def _autocast(device: torch.device, precision: str = "auto"):
+    """bf16 autocast (fp32 master weights) for "bf16", and for "auto" on CUDA; else fp32."""
+    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[str, torch.Tensor]:
+    """One UDA iteration on a batch; updates `state` and returns the (detached) loss terms.
+
+    Every pass back-propagates at once (its graph is freed before the next one) and the
+    gradients accumulate into one optimizer step, as in the official code.
+
+    Args:
+        batch: `img` (B, 3, H, W), `gt_semantic_seg` (B, H, W) source; `target_img`,
+            `target_valid_pseudo_mask` (B, H, W) target, all on the model's device.
+    """
+    state.model.train()
+    set_lr(state.optimizer, state.iteration, cfg.optimizer)
+    state.optimizer.zero_grad(set_to_none=True)
+    if state.teacher is not None:
+        uda.update_ema(state.teacher, state.model, state.iteration, cfg.uda.ema_alpha)
+    logs: dict[str, torch.Tensor] = {}
+    source_fused = _source_pass(state, batch, cfg, logs)
+    if cfg.uda.method == "dacs":
+        pseudo_label, pseudo_weight = _self_training_pass(state, batch, cfg, logs)
+        if cfg.uda.mic is not None:
+            _masked_pass(state, batch, cfg, pseudo_label, pseudo_weight, logs)
+    elif cfg.uda.method in ("advseg", "minent"):
+        _alignment_pass(state, batch, cfg, source_fused, logs)
+    with record_function("optimizer_step"):
+        state.optimizer.step()
+        if state.discriminator_optimizer is not None:
+            state.discriminator_optimizer.step()
+    state.iteration += 1
+    return logs
+
+
+def _source_pass(state: TrainState, batch: dict, cfg: ExperimentConfig, logs: dict) -> torch.Tensor:
+    """Supervised HRDA loss on the source, plus the ImageNet feature distance; backward.
+
+    Returns:
+        The detached fused source logits (B, K, H/os, W/os), which AdvSeg's discriminator sees.
+    """
+    model, mcfg = state.model, cfg.model
+    source, label = batch["img"], batch["gt_semantic_seg"]
+    n = source.shape[0]
+    style, seen_label = None, label
+    if state.style_hallucination is not None:  # SHADE: [originals, hallucinated] after stage 1
+        style = partial(state.style_hallucination, generator=state.generator)
+        seen_label = torch.cat([label, label])
+    with _autocast(source.device, cfg.precision), record_function("source_pass"):
+        out = model.forward_train(source, state.generator, style)
+        losses = segmentation_loss(out, seen_label, mcfg)
+        loss = losses["total"]
+        if style is not None:
+            consistency = shade.style_consistency_loss(
+                out.fused[:n], out.fused[n:], cfg.uda.shade.consistency_weight
+            )
+            loss = loss + consistency
+            logs["loss_style_consistency"] = consistency.detach()
+        if state.imnet_encoder is not None:  # on the original images (the first n) only
+            context_scale = mcfg.context_scale if mcfg.multi_resolution else 1.0
+            with torch.no_grad():  # the ImageNet model sees what the student's LR branch sees
+                imnet_features = state.imnet_encoder(resize(source, context_scale))[-1]
+            fd = uda.feature_distance_loss(
+                out.lr_features[-1][:n],
+                imnet_features,
+                label,
+                cfg.uda.fd_classes,
+                cfg.uda.fd_min_ratio,
+                cfg.uda.fd_weight,
+            )
+            if cfg.uda.fd_on_detail and out.detail_box is not None:  # the two terms are summed
+                with torch.no_grad():
+                    imnet_detail = state.imnet_encoder(crop(source, out.detail_box))[-1]
+                fd = fd + uda.feature_distance_loss(
+                    out.hr_features[-1][:n], imnet_detail, crop(label, out.detail_box),
+                    cfg.uda.fd_classes, cfg.uda.fd_min_ratio, cfg.uda.fd_weight,
+                )  # fmt: skip
+            loss = loss + fd
+            logs["loss_fd"] = fd.detach()
+    with record_function("source_backward"):
+        loss.backward()
+    logs |= {f"loss_source_{k}": v.detach() for k, v in losses.items()}
+    return out.fused[:n].detach()
+
+
+def _self_training_pass(
+    state: TrainState, batch: dict, cfg: ExperimentConfig, logs: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DACS: teacher pseudo-labels, ClassMix + strong augmentation, the weighted mixed loss.
+
+    Returns:
+        The target pseudo-labels (B, H, W) and their weights (B, H, W), which MIC reuses.
+    """
+    model, device = state.model, batch["img"].device
+    source, label, target = batch["img"], batch["gt_semantic_seg"], batch["target_img"]
+    uda.set_teacher_mode(state.teacher)
+    with torch.no_grad(), _autocast(device, cfg.precision), record_function("pseudo_labels"):
+        teacher_logits = state.teacher.encode_decode(target).float()
+    valid = batch["target_valid_pseudo_mask"].float()
+    pseudo_label, pseudo_weight = uda.pseudo_label_and_weight(
+        teacher_logits, cfg.uda.pseudo_threshold, valid
+    )
+    mask = uda.classmix_masks(label, state.classmix_rng).to(device)
+    params = augment.sample_strong_aug_params(
+        source.shape[0],
+        state.generator,
+        cfg.uda.color_jitter_probability,
+        cfg.uda.color_jitter_strength,
+        cfg.uda.blur,
+    )
+    mixed = augment.strong_augment(uda.mix(mask, source, target), params)
+    mixed_label = uda.mix(mask, label, pseudo_label)
+    mixed_weight = uda.mix(mask, torch.ones_like(pseudo_weight), pseudo_weight)
+    with _autocast(device, cfg.precision), record_function("mixed_pass"):
+        mix_losses = segmentation_loss(
+            model.forward_train(mixed, state.generator), mixed_label, cfg.model, mixed_weight
+        )
+    with record_function("mixed_backward"):
+        mix_losses["total"].backward()
+    logs |= {f"loss_mixed_{k}": v.detach() for k, v in mix_losses.items()}
+    logs["pseudo_weight"] = pseudo_weight.max()  # the quality scalar q (margins are 0)
+    return pseudo_label, pseudo_weight
+
+
+def _masked_pass(
+    state: TrainState,
+    batch: dict,
+    cfg: ExperimentConfig,
+    pseudo_label: torch.Tensor,
+    pseudo_weight: torch.Tensor,
+    logs: dict,
+) -> None:
+    """MIC: the HRDA loss of the masked (colour-augmented) image against the pseudo-labels."""
+    mic = cfg.uda.mic
+    img, mic_label, mic_weight = masking.mic_inputs(
+        mic.mode, batch["img"], batch["gt_semantic_seg"], batch["target_img"], pseudo_label,
+        pseudo_weight,
+    )  # fmt: skip
+    masked, _, _ = masking.masked_batch(
+        mic.mode,
+        img,
+        state.generator,
+        mic.block_size,
+        mic.ratio,
+        cfg.uda.color_jitter_probability,
+        cfg.uda.color_jitter_strength,
+    )
+    with _autocast(img.device, cfg.precision), record_function("mic_pass"):
+        mic_losses = segmentation_loss(
+            state.model.forward_train(masked, state.generator), mic_label, cfg.model, mic_weight
+        )
+    with record_function("mic_backward"):
+        (mic.weight * mic_losses["total"]).backward()
+    logs["loss_mic_total"] = mic_losses["total"].detach()
+
+
+def _alignment_pass(
+    state: TrainState, batch: dict, cfg: ExperimentConfig, source_fused: torch.Tensor, logs: dict
+) -> None:
+    """AdvSeg or MinEnt on the student's fused target prediction (`hrda_lib.alignment`).
+
+    AdvSeg: the segmentor's target output is pushed towards the discriminator's source label
+    (discriminator frozen), then the discriminator learns source (0) vs target (1) on both
+    detached outputs. MinEnt: the target prediction's mean entropy.
+    """
+    target = batch["target_img"]
+    size = tuple(target.shape[-2:])
+    with _autocast(target.device, cfg.precision), record_function("target_pass"):
+        target_fused = state.model.forward_train(target, state.generator).fused
+        if cfg.uda.method == "minent":
+            loss = alignment.entropy_loss(target_fused, cfg.uda.entropy_weight)
+            logs["loss_entropy"] = loss.detach()
+        else:
+            adv = cfg.uda.adversarial
+            state.discriminator.requires_grad_(False)
+            domain = state.discriminator(alignment.discriminator_input(target_fused, size))
+            loss = adv.weight * alignment.gan_loss(domain, alignment.SOURCE_DOMAIN, adv.gan)
+            logs["loss_adversarial"] = loss.detach()
+    with record_function("target_backward"):
+        loss.backward()
+    if cfg.uda.method != "advseg":
+        return
+    adv, discriminator = cfg.uda.adversarial, state.discriminator
+    discriminator.requires_grad_(True)
+    lr = alignment.discriminator_lr(state.iteration, cfg.optimizer.max_iters, adv)
+    for group in state.discriminator_optimizer.param_groups:
+        group["lr"] = lr
+    state.discriminator_optimizer.zero_grad(set_to_none=True)
+    with _autocast(target.device, cfg.precision), record_function("discriminator_pass"):
+        d_loss = 0.5 * (
+            alignment.gan_loss(
+                discriminator(alignment.discriminator_input(source_fused, size)),
+                alignment.SOURCE_DOMAIN,
+                adv.gan,
+            )
+            + alignment.gan_loss(
+                discriminator(alignment.discriminator_input(target_fused.detach(), size)),
+                alignment.TARGET_DOMAIN,
+                adv.gan,
+            )
+        )
+    with record_function("discriminator_backward"):
+        d_loss.backward()
+    logs["loss_discriminator"] = d_loss.detach()
+
+
+@torch.no_grad()
+def refresh_style_prototypes(
+    state: TrainState, cfg: ExperimentConfig, images: Iterable[torch.Tensor]
+) -> None:
+    """SHADE: pick the prototype styles by farthest-point sampling over the stage-1 channel
+    statistics of source `images` ((1, 3, H, W) each) under the current encoder (eval mode, at
+    the scale the context branch sees them)."""
+    encoder, device = state.model.encoder, next(state.model.parameters()).device
+    scale = cfg.model.context_scale if cfg.model.multi_resolution else 1.0
+    was_training = encoder.training
+    encoder.eval()
+    features = (encoder.first_stage(resize(img.to(device), scale)) for img in images)
+    means, stds = shade.collect_styles(features, cfg.uda.shade.eps)
+    encoder.train(was_training)
+    state.style_hallucination.set_prototypes(
+        *shade.style_prototypes(means, stds, cfg.uda.shade.num_prototypes, state.generator)
+    )
