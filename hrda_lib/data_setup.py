@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hrda_lib import datasets
 from hrda_lib.experiment import DataConfig, ExperimentConfig, data_paths
@@ -23,13 +23,16 @@ def ensure_synthetic(cfg: DataConfig, nproc: int = 2) -> None:
     ensure(data_paths(cfg)["source"].parent, cfg.synthetic_variant, cfg.synthetic_seed, nproc)
 
 
-def _source(cfg: DataConfig, root: Path, train: bool = True) -> datasets.SegmentationDataset:
+def _source(
+    cfg: DataConfig, root: Path, train: bool = True, check_sizes: bool = True
+) -> datasets.SegmentationDataset:
+    pipeline = cfg.source_pipeline
     if cfg.source in ("gta", "synthetic"):
-        return datasets.gta(root, cfg.source_pipeline, train=train)
+        return datasets.gta(root, pipeline, train=train, check_sizes=check_sizes)
     if cfg.source == "synthia":
-        return datasets.synthia(root, cfg.source_pipeline, train=train)
+        return datasets.synthia(root, pipeline, train=train, check_sizes=check_sizes)
     if cfg.source == "cityscapes":
-        return datasets.cityscapes(root, "train", cfg.source_pipeline, train=train)
+        return datasets.cityscapes(root, "train", pipeline, train=train, check_sizes=check_sizes)
     raise ValueError(f"unknown source dataset {cfg.source!r}")
 
 
@@ -97,13 +100,15 @@ def style_images(cfg: ExperimentConfig) -> Iterator[torch.Tensor]:
     decoded by `cfg.data.num_workers` loader workers (the whole of GTA is 25k images)."""
     if "synthetic" in (cfg.data.source, cfg.data.target):
         ensure_synthetic(cfg.data)
-    source = _source(cfg.data, data_paths(cfg.data)["source"], train=False)
+    # The training loader has checked the layout; every refresh reads the images only.
+    source = _source(cfg.data, data_paths(cfg.data)["source"], train=False, check_sizes=False)
     count = len(source)
     if cfg.uda.shade is not None and cfg.uda.shade.style_images is not None:
         count = min(count, cfg.uda.shade.style_images)
-    loader = DataLoader(
-        Subset(source, range(count)), batch_size=None, num_workers=cfg.data.num_workers
+    images = datasets.SegmentationDataset(
+        [(path, None) for path in source.img_paths[:count]], source.pipeline, train=False
     )
+    loader = DataLoader(images, batch_size=None, num_workers=cfg.data.num_workers)
     for sample in loader:
         yield sample["img"][None]
 

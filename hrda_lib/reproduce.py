@@ -1,6 +1,6 @@
 """Reproduce the paper's tables and figures: the numbered notebooks, run in order by papermill.
 
-    python -m hrda_lib.reproduce --profile quick            # `make demo`: ~30 min on 2 CPU cores
+    python -m hrda_lib.reproduce --profile quick            # `make demo`: ~45 min on 2 CPU cores
     python -m hrda_lib.reproduce --profile smoke --only 04,05 --force
     python -m hrda_lib.reproduce --list                     # profiles and notebooks
     python -m hrda_lib.reproduce --profile quick --threads 1  # on a machine shared with others
