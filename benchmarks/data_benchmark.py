@@ -22,9 +22,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from hrda_lib import datasets, synthetic
-from hrda_lib.conversion import atomic_write_bytes
+from hrda_lib.conversion import convert_cityscapes, convert_gta
+from hrda_lib.files import atomic_write_bytes
 from hrda_lib.paths import results_root
-from hrda_lib.transforms import cityscapes_hr_pipeline, gta_hr_pipeline
+from hrda_lib.presets import gta_to_cityscapes_hrda, synthetic_data
 
 
 def images_per_second(dataset, num_workers: int, batches: int, images_per_sample: int) -> float:
@@ -49,8 +50,10 @@ def images_per_second(dataset, num_workers: int, batches: int, images_per_sample
 
 def build(root: Path, source_pipeline, target_pipeline, rcs) -> dict[str, tuple]:
     """The three measured datasets: (dataset, images per sample)."""
-    source = datasets.gta(root / "gta", source_pipeline)
-    target = datasets.cityscapes(root / "cityscapes", "train", target_pipeline, labels=False)
+    source = datasets.read_dataset("gta", root / "gta", "train", source_pipeline)
+    target = datasets.read_dataset(
+        "cityscapes", root / "cityscapes", "train", target_pipeline, labels=False
+    )
     return {
         "synthetic_source_gta_pipeline": (source, 1),
         "synthetic_target_cityscapes_pipeline": (target, 1),
@@ -69,6 +72,7 @@ def main() -> None:
     cv2.setNumThreads(0)  # decode and transform single-threaded; the workers parallelize
 
     quick = synthetic.quick()
+    quick_data = synthetic_data("quick")
     quick_root = args.root or synthetic.synthetic_root("quick")
     quick_root = synthetic.ensure_synthetic(quick_root, "quick", nproc=2)
     setups = [
@@ -76,19 +80,18 @@ def main() -> None:
             f"{quick.height}x{quick.width}",
             build(
                 quick_root,
-                synthetic.source_pipeline(quick),
-                synthetic.target_pipeline(quick, synthetic.paper_margins(quick)),
-                synthetic.rcs_config(quick),
+                quick_data.source_pipeline,
+                quick_data.target_pipeline,
+                quick_data.rcs,
             ),
         )
     ]
+    paper_data = gta_to_cityscapes_hrda().data  # the paper's pipelines, RCS 3000 px at 1024x2048
     paper = synthetic.SyntheticConfig(
         height=1024, width=2048, n_source=6, n_target_train=6, n_target_val=0
     )
     with tempfile.TemporaryDirectory() as tmp:
         paper_root = synthetic.generate(Path(tmp), paper, seed=0, nproc=2)
-        from hrda_lib.conversion import convert_cityscapes, convert_gta
-
         convert_gta(paper_root / "gta", nproc=2)
         convert_cityscapes(paper_root / "cityscapes", nproc=2)
         setups.append(
@@ -96,9 +99,9 @@ def main() -> None:
                 "1024x2048",
                 build(
                     paper_root,
-                    gta_hr_pipeline(),
-                    cityscapes_hr_pipeline(),
-                    synthetic.rcs_config(paper),
+                    paper_data.source_pipeline,
+                    paper_data.target_pipeline,
+                    paper_data.rcs,
                 ),
             )
         )

@@ -81,15 +81,24 @@ def main() -> None:
             round(args.context * hrda.context_scale),
         ),
         "hrda": (hrda, args.context),
-    }  # fmt: skip
+    }
     for name, (cfg, size) in runs.items():
         result = time_train_forward(cfg, args.batch, size, device, args.iters, args.warmup)
-        rows.append({"model": name, "encoder": args.encoder, "device": device.type,
-                     "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
-                     else platform.processor() or platform.machine(),
-                     "threads": torch.get_num_threads(), "batch": args.batch,
-                     "input": size, "detail": args.detail if name == "hrda" else None,
-                     **result})  # fmt: skip
+        rows.append(
+            {
+                "model": name,
+                "encoder": args.encoder,
+                "device": device.type,
+                "device_name": torch.cuda.get_device_name(device)
+                if device.type == "cuda"
+                else platform.processor() or platform.machine(),
+                "threads": torch.get_num_threads(),
+                "batch": args.batch,
+                "input": size,
+                "detail": args.detail if name == "hrda" else None,
+                **result,
+            }
+        )
         print(
             f"{name:12s} {result['seconds_per_iter']:.3f} s/iter  "
             f"peak {result['peak_memory_mb']:.0f} MB"

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from hrda_lib.experiment import ExperimentConfig, MICConfig
+from hrda_lib.config import ExperimentConfig, MICConfig
 from hrda_lib.inference import slide_inference
 from hrda_lib.presets import get_preset
 from hrda_lib.step import _autocast, build_state, train_step
@@ -79,8 +79,11 @@ def measure(fn, device: torch.device, iters: int) -> dict:
     with FlopCounterMode(display=False) as counter:
         fn()
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return {"seconds": statistics.median(times), "peak_memory_gib": peak,
-            "tflops": counter.get_total_flops() / 1e12}  # fmt: skip
+    return {
+        "seconds": statistics.median(times),
+        "peak_memory_gib": peak,
+        "tflops": counter.get_total_flops() / 1e12,
+    }
 
 
 def time_train_step(cfg: ExperimentConfig, device: torch.device, iters: int, warmup: int) -> dict:
@@ -88,8 +91,10 @@ def time_train_step(cfg: ExperimentConfig, device: torch.device, iters: int, war
     state = build_state(cfg, device)
     batch = synthetic_batch(cfg, device)
     if cfg.channels_last:
-        batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v
-                 for k, v in batch.items()}  # fmt: skip
+        batch = {
+            k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v
+            for k, v in batch.items()
+        }
 
     def step() -> None:
         logs = train_step(state, batch, cfg)
@@ -103,8 +108,12 @@ def time_train_step(cfg: ExperimentConfig, device: torch.device, iters: int, war
     for _ in range(max(warmup - 1, 0)):
         step()
     result = measure(step, device, iters)
-    return {"seconds_per_iter": result["seconds"], "peak_memory_gib": result["peak_memory_gib"],
-            "tflops_per_iter": result["tflops"], "first_step_s": first_step_s}  # fmt: skip
+    return {
+        "seconds_per_iter": result["seconds"],
+        "peak_memory_gib": result["peak_memory_gib"],
+        "tflops_per_iter": result["tflops"],
+        "first_step_s": first_step_s,
+    }
 
 
 @torch.no_grad()
@@ -124,12 +133,23 @@ def time_inference(cfg: ExperimentConfig, device: torch.device, iters: int, warm
     for _ in range(warmup):
         run()
     result = measure(run, device, iters)
-    return {"seconds_per_image": result["seconds"], "peak_memory_gib": result["peak_memory_gib"],
-            "tflops_per_image": result["tflops"]}  # fmt: skip
+    return {
+        "seconds_per_image": result["seconds"],
+        "peak_memory_gib": result["peak_memory_gib"],
+        "tflops_per_image": result["tflops"],
+    }
 
 
-PHASES = ("source_pass", "source_backward", "pseudo_labels", "mixed_pass", "mixed_backward",
-          "mic_pass", "mic_backward", "optimizer_step")  # fmt: skip
+PHASES = (
+    "source_pass",
+    "source_backward",
+    "pseudo_labels",
+    "mixed_pass",
+    "mixed_backward",
+    "mic_pass",
+    "mic_backward",
+    "optimizer_step",
+)
 
 
 def profile_phases(cfg: ExperimentConfig, device: torch.device, steps: int = 2) -> list[dict]:
@@ -146,20 +166,32 @@ def profile_phases(cfg: ExperimentConfig, device: torch.device, steps: int = 2) 
             _sync(device)
     totals = {e.key: e for e in prof.key_averages() if e.key in PHASES}
     attr = "device_time_total" if device.type == "cuda" else "cpu_time_total"
-    rows = [{"phase": k, "ms_per_step": getattr(totals[k], attr) / 1e3 / steps}
-            for k in PHASES if k in totals]  # fmt: skip
+    rows = [
+        {"phase": k, "ms_per_step": getattr(totals[k], attr) / 1e3 / steps}
+        for k in PHASES
+        if k in totals
+    ]
     total = sum(r["ms_per_step"] for r in rows)
     return [r | {"share": r["ms_per_step"] / total} for r in rows]
 
 
 def variants(cfg: ExperimentConfig, device: torch.device, compile_: bool) -> dict:
     """Baseline and optimized configurations of the same experiment."""
-    baseline = replace(cfg, precision="fp32", channels_last=False, compile=False,
-                       activation_checkpointing=False, log_interval=1)  # fmt: skip
+    baseline = replace(
+        cfg,
+        precision="fp32",
+        channels_last=False,
+        compile=False,
+        activation_checkpointing=False,
+        log_interval=1,
+    )
     fast = replace(baseline, precision="auto", log_interval=50)
-    out = {"baseline_fp32_eager": baseline, "autocast_nosync": fast,
-           "autocast_channels_last": replace(fast, channels_last=True),
-           "activation_checkpointing": replace(fast, activation_checkpointing=True)}  # fmt: skip
+    out = {
+        "baseline_fp32_eager": baseline,
+        "autocast_nosync": fast,
+        "autocast_channels_last": replace(fast, channels_last=True),
+        "activation_checkpointing": replace(fast, activation_checkpointing=True),
+    }
     if compile_:
         out["compiled"] = replace(fast, compile=True)
     return out
@@ -187,12 +219,21 @@ def main() -> None:
     peak = device_peak(device)
     train_rows, infer_rows = [], []
     for name, variant in variants(cfg, device, args.compile).items():
-        precision = "bf16" if variant.precision == "bf16" or (
-            variant.precision == "auto" and device.type == "cuda") else "fp32"  # fmt: skip
-        common = {"variant": name, "preset": args.preset, "device": device_name(device),
-                  "precision": precision,
-                  "encoder": cfg.model.encoder, "batch": f"{cfg.batch_size}+{cfg.batch_size}",
-                  "crop": "x".join(map(str, cfg.data.source_pipeline.crop_size))}  # fmt: skip
+        precision = (
+            "bf16"
+            if variant.precision == "bf16"
+            or (variant.precision == "auto" and device.type == "cuda")
+            else "fp32"
+        )
+        common = {
+            "variant": name,
+            "preset": args.preset,
+            "device": device_name(device),
+            "precision": precision,
+            "encoder": cfg.model.encoder,
+            "batch": f"{cfg.batch_size}+{cfg.batch_size}",
+            "crop": "x".join(map(str, cfg.data.source_pipeline.crop_size)),
+        }
         step = time_train_step(variant, device, args.iters, args.warmup)
         step["achieved_tflops"] = step["tflops_per_iter"] / step["seconds_per_iter"]
         step["fraction_of_bf16_peak"] = step["achieved_tflops"] * 1e12 / peak
@@ -211,8 +252,10 @@ def main() -> None:
             row["speedup_vs_baseline"] = rows[0][key] / row[key]
     write_csv(train_rows, Path(args.out_dir) / "train_step.csv")
     phases = profile_phases(replace(cfg, uda=replace(cfg.uda, mic=MICConfig())), device)
-    write_csv([{"preset": args.preset, "device": device_name(device)} | r for r in phases],
-              Path(args.out_dir) / "train_step_phases.csv")  # fmt: skip
+    write_csv(
+        [{"preset": args.preset, "device": device_name(device)} | r for r in phases],
+        Path(args.out_dir) / "train_step_phases.csv",
+    )
     write_csv(infer_rows, Path(args.out_dir) / "inference.csv")
 
 

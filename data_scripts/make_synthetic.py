@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from hrda_lib.conversion import convert_cityscapes, convert_gta
-from hrda_lib.datasheet import write_datasheet
 from hrda_lib.paths import results_root
 from hrda_lib.synthetic import VARIANTS, generate, synthetic_root
+from hrda_lib.synthetic.datasheet import write_datasheet
 
 
 def parse_args() -> argparse.Namespace:

@@ -4,9 +4,9 @@ plain PyTorch + timm.
 The public model API; everything else is imported from its module (`hrda_lib.crops`, ...).
 """
 
-from hrda_lib.checkpoints import load_imagenet_encoder, load_official_checkpoint
+from hrda_lib.checkpoints import load_imagenet_encoder, load_model, load_official_checkpoint
 from hrda_lib.config import ModelConfig
-from hrda_lib.inference import attention_of_prediction, predict_probabilities, slide_inference
+from hrda_lib.inference import attention_of_predicted_class, predict_logits, slide_inference
 from hrda_lib.model import (
     HRDASegmentor,
     MultiResOutput,
@@ -20,11 +20,12 @@ __all__ = [
     "ModelConfig",
     "MultiResOutput",
     "Segmentor",
-    "attention_of_prediction",
+    "attention_of_predicted_class",
     "build_segmentor",
     "load_imagenet_encoder",
+    "load_model",
     "load_official_checkpoint",
-    "predict_probabilities",
+    "predict_logits",
     "segmentation_loss",
     "slide_inference",
 ]

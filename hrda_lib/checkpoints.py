@@ -1,4 +1,9 @@
-"""Loading official checkpoints: released HRDA / DAFormer / MIC models and ImageNet encoders.
+"""Model files: our training checkpoints, the official HRDA / DAFormer / MIC checkpoints and
+ImageNet encoders, and `load_model`, the one loader for any of them.
+
+Our training checkpoint (`save_training_checkpoint`) holds the experiment's config, the whole
+`step.TrainState` (student, teacher, optimizer, generators, ...) and the global RNG states, so a
+run resumes exactly.
 
 The official UDA checkpoints (mmseg 0.16 format, reference spec 1.3) hold the student under
 `model.`, the EMA teacher under `ema_model.` and the ImageNet copy under `imnet_model.`; a
@@ -12,18 +17,25 @@ has one, else from the paper's defaults, and any `ModelConfig` field can be over
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
 
-from hrda_lib.config import ModelConfig
+from hrda_lib.config import ExperimentConfig, ModelConfig
 from hrda_lib.encoders import convert_mit_keys, convert_resnet_v1c_keys, infer_mit_variant
 from hrda_lib.model import HRDASegmentor, Segmentor, build_segmentor
 
+TRAINING_FORMAT = "hrda_lib-train-v2"  # v1 kept each TrainState field under its own key
+
 StateDict = dict[str, torch.Tensor]
-_WHICH = {"model": "model.", "student": "model.", "ema_model": "ema_model.",
-          "teacher": "ema_model.", "imnet_model": "imnet_model."}  # fmt: skip
+_WHICH = {
+    "model": "model.",
+    "student": "model.",
+    "ema_model": "ema_model.",
+    "teacher": "ema_model.",
+    "imnet_model": "imnet_model.",
+}
 
 
 class CheckpointError(ValueError):
@@ -71,8 +83,10 @@ def select_segmentor(state: StateDict, which: str = "model") -> StateDict:
         selected = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if not selected:
             present = sorted({k.split(".")[0] for k in state})
-            raise CheckpointError(f"no '{prefix}*' keys (a published checkpoint keeps only "
-                                  f"'model.'); prefixes present: {present}")  # fmt: skip
+            raise CheckpointError(
+                f"no '{prefix}*' keys (a published checkpoint keeps only "
+                f"'model.'); prefixes present: {present}"
+            )
         return selected
     if which not in ("model", "student"):
         raise CheckpointError(f"a bare segmentor state dict has no {which!r}")
@@ -102,11 +116,19 @@ def infer_model_config(state: StateDict, config_text: str = "", **overrides) -> 
     attention = "fixed"
     att_keys = [k for k in state if k.startswith("decode_head.scale_attention.")]
     if att_keys:
-        att_out = state[sorted(att_keys)[0]].shape[0] if head == "dlv2" else state[
-            "decode_head.scale_attention.conv_seg.weight"].shape[0]  # fmt: skip
+        att_out = (
+            state[sorted(att_keys)[0]].shape[0]
+            if head == "dlv2"
+            else state["decode_head.scale_attention.conv_seg.weight"].shape[0]
+        )
         attention = "classwise" if att_out == num_classes else "single"
-    values = dict(encoder=encoder, head=head, num_classes=int(num_classes),
-                  multi_resolution=multi_resolution, attention=attention)  # fmt: skip
+    values = dict(
+        encoder=encoder,
+        head=head,
+        num_classes=int(num_classes),
+        multi_resolution=multi_resolution,
+        attention=attention,
+    )
     values.update(_config_text_values(config_text))
     values.update(overrides)
     known = {f.name for f in fields(ModelConfig)}
@@ -125,7 +147,7 @@ def _config_text_values(text: str) -> dict:
     if m := re.search(r"hr_loss_weight=([\d.]+)", text):
         values["detail_loss_weight"] = float(m[1])
     if m := re.search(r"lr_loss_weight=([\d.]+)", text):
-        values["lr_loss_weight"] = float(m[1])
+        values["context_loss_weight"] = float(m[1])
     if re.search(r"blur_hr_crop=True", text):
         values["blur_detail"] = True
     if re.search(r"hr_slide_overlapping=False", text):
@@ -149,7 +171,7 @@ def convert_segmentor_keys(state: StateDict, cfg: ModelConfig) -> StateDict:
         ]
         if cfg.multi_resolution
         else [("decode_head.", "decode_head.")]
-    )  # fmt: skip
+    )
     for key, value in state.items():
         for old, new in renames:
             if key.startswith(old):
@@ -196,9 +218,104 @@ def load_imagenet_encoder(
     did not match (an empty report means every encoder weight was loaded).
     """
     state, _ = read_checkpoint(path_or_state_dict)
-    if hasattr(encoder, "mit"):
-        target, converted = encoder.mit, convert_mit_keys(state)
-    else:
-        target, converted = encoder.resnet, convert_resnet_v1c_keys(state)
-    result = target.load_state_dict(converted, strict=False)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    result = encoder.load_official_weights(state)
     return LoadReport(tuple(result.missing_keys), tuple(result.unexpected_keys))
+
+
+# -- our training checkpoints -----------------------------------------------------------------
+
+
+def save_training_checkpoint(path: Path, cfg: ExperimentConfig, state: dict, rng: dict) -> None:
+    """Write config, `TrainState.state_dict()` and the global RNG states to a temporary name
+    and rename it over `path`, so a crash mid-write never leaves a broken `path`."""
+    payload = {"format": TRAINING_FORMAT, "config": cfg, "state": state, "rng": rng}
+    tmp = Path(path).with_suffix(Path(path).suffix + ".tmp")
+    try:
+        torch.save(payload, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no partial file behind
+        raise
+    tmp.replace(path)
+
+
+def _load_file(path: str | Path) -> object:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # truncated, not a torch file, ...
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:120]}); the file may be truncated or of another kind"
+        ) from None
+
+
+def is_training_checkpoint(payload: object) -> bool:
+    return isinstance(payload, dict) and str(payload.get("format", "")).startswith(
+        "hrda_lib-train-"
+    )
+
+
+def read_training_checkpoint(path: str | Path) -> dict:
+    """The payload of our training checkpoint at `path` (CheckpointError naming the file if it
+    is not one)."""
+    payload = _load_file(path)
+    if not is_training_checkpoint(payload):
+        raise CheckpointError(f"{path} is not a training checkpoint of hrda_lib.train")
+    if payload["format"] != TRAINING_FORMAT:
+        raise CheckpointError(
+            f"{path} is a training checkpoint of an older hrda_lib ({payload['format']}): it "
+            "can be loaded as a model (load_model) but not resumed"
+        )
+    return payload
+
+
+def _segmentor_weights(payload: dict, which: str) -> dict:
+    """The student or teacher weights of our training checkpoint (format v1 or v2)."""
+    key = {"model": "model", "student": "model", "teacher": "teacher", "ema_model": "teacher"}
+    if which not in key:
+        raise ValueError(f"which must be model or teacher for a training checkpoint, not {which}")
+    weights = payload.get("state", payload)[key[which]]
+    if weights is None:
+        raise CheckpointError(f"this run has no {which} (no self-training)")
+    return weights
+
+
+def load_model(path: str | Path, which: str = "model", **overrides) -> HRDASegmentor | Segmentor:
+    """Any model file: our training checkpoint, an official HRDA / DAFormer / MIC checkpoint or
+    a bare official segmentor state dict; the student (`"model"`) or the EMA teacher
+    (`"teacher"`), in eval mode.
+
+    Our checkpoints carry their config. An official file's architecture is inferred from its
+    keys and its embedded config; a bare state dict has no config, so sizes that its keys cannot
+    tell (the detail crop, the context scale) take the paper's values unless `overrides` give
+    them (e.g. `detail_crop_size=(384, 384)`).
+    """
+    payload = _load_file(path)
+    if is_training_checkpoint(payload):
+        cfg = payload["config"].model
+        if overrides:
+            cfg = replace(cfg, **overrides)
+        model = build_segmentor(cfg)
+        model.load_state_dict(_segmentor_weights(payload, which))
+        return model.eval()
+    if not isinstance(payload, dict):
+        raise CheckpointError(
+            f"{path} holds a {type(payload).__name__}, not a checkpoint (a dict of weights); "
+            "save a model with torch.save(model.state_dict(), path) or use a training checkpoint"
+        )
+    try:
+        return load_official_checkpoint(payload, which=which, **overrides)
+    except CheckpointError as error:
+        raise CheckpointError(
+            f"{path} is neither a training checkpoint of hrda_lib nor an official HRDA / "
+            f"DAFormer / MIC checkpoint: {error}"
+        ) from None
+
+
+def checkpoint_config(path: str | Path) -> ExperimentConfig | None:
+    """The experiment config stored in our training checkpoint; None for an official file."""
+    payload = _load_file(path)
+    return payload["config"] if is_training_checkpoint(payload) else None

@@ -1,90 +1,50 @@
-"""The main comparison of the paper on one benchmark: train presets one after another, evaluate
-each student on the target val set, and write one table (mIoU and per-class IoU, wall time).
+"""Train rows of the paper's tables one after another and tabulate them: per-class IoU and mIoU
+of each student on the target val set, mean and spread over seeds (a thin command line over
+`hrda_lib.reproduction.runs`, the path the notebooks use too).
 
-    python -m hrda_lib.compare --presets synthetic_source_only synthetic_daformer_lr \
-        synthetic_daformer_hr synthetic_hrda synthetic_mic_hrda --out results/uda_comparison
+    python -m hrda_lib.compare --profile synthetic --rows source_only daformer_lr hrda \
+        --seeds 0 1 2 --out /tmp/compare
 
-Finished runs under `<out>/runs/<preset>_seed<k>` are reused (training resumes or returns at once).
+Finished runs under `<out>/runs/` are reused. The committed results come from the notebooks
+(`python -m hrda_lib.reproduce`); use this for a quick comparison of your own.
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
-
-from hrda_lib.evaluate import evaluate, target_val_dataset
-from hrda_lib.presets import get_preset
-from hrda_lib.train import load_trained_model, train
-
-MAIN_COMPARISON = (
-    "synthetic_source_only",
-    "synthetic_daformer_lr",
-    "synthetic_daformer_hr",
-    "synthetic_hrda",
-    "synthetic_mic_hrda",
-)
-
-
-def run_row(preset: str, seed: int, out: Path, iters: int | None = None) -> dict:
-    """Train (or reuse) one preset/seed and evaluate its student; one tidy row per class."""
-    cfg = replace(get_preset(preset), seed=seed)
-    run_dir = out / "runs" / f"{preset}_seed{seed}"
-    result = train(cfg, run_dir, iters=iters, resume=True)
-    start = time.perf_counter()
-    model = load_trained_model(result.checkpoint)
-    evaluation = evaluate(model, target_val_dataset(cfg), cfg.test_window, cfg.test_stride)
-    train_time = result.metrics["seconds_per_iter"].sum() if len(result.metrics) else float("nan")
-    return {
-        "preset": preset,
-        "seed": seed,
-        "iters": iters or cfg.iters,
-        "mIoU": evaluation.summary["mIoU"],
-        "train_time_s": round(float(train_time), 1),
-        "eval_time_s": round(time.perf_counter() - start, 1),
-        **{f"IoU_{row['class']}": row["IoU"] for _, row in evaluation.per_class.iterrows()},
-    }
-
-
-def markdown(table: pd.DataFrame) -> str:
-    """Mean (and spread over seeds) of mIoU and train time per preset, as a Markdown table."""
-    grouped = table.groupby("preset", sort=False)
-    lines = ["| preset | seeds | mIoU | ± | train time (s) |", "|---|---|---|---|---|"]
-    for preset, rows in grouped:
-        spread = rows["mIoU"].std() if len(rows) > 1 else float("nan")
-        lines.append(
-            f"| {preset} | {len(rows)} | {rows['mIoU'].mean():.2f} | {spread:.2f} | "
-            f"{rows['train_time_s'].mean():.0f} |"
-        )
-    return "\n".join(lines) + "\n"
+from hrda_lib.files import write_text
+from hrda_lib.reproduction.catalogue import MAIN_ROWS, PROFILES, measured_on, row_labels
+from hrda_lib.reproduction.results import write_csv
+from hrda_lib.reproduction.runs import evaluate_runs, per_class_wide, runs_table, train_rows
+from hrda_lib.reproduction.tables import markdown_table, summarize_rows, tables_markdown
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", default=list(MAIN_COMPARISON))
+    parser.add_argument("--profile", default="synthetic", choices=list(PROFILES))
+    parser.add_argument("--rows", nargs="+", default=list(MAIN_ROWS), help="row keys")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--iters", type=int, help="override every preset's schedule length")
-    parser.add_argument("--out", default="results/uda_comparison")
+    parser.add_argument("--iters", type=int, help="override every row's schedule length")
+    parser.add_argument("--out", type=Path, required=True, help="folder for runs and tables")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for preset in args.presets:
-        for seed in args.seeds:
-            rows.append(run_row(preset, seed, out, args.iters))
-            print(f"[compare] {preset} seed {seed}: mIoU {rows[-1]['mIoU']:.2f}", flush=True)
-            table = pd.DataFrame(rows)
-            tmp = out / "table.csv.tmp"
-            table.to_csv(tmp, index=False)
-            tmp.replace(out / "table.csv")
-    command = "python -m hrda_lib.compare " + shlex.join(sys.argv[1:] if argv is None else argv)
-    (out / "table.md").write_text(f"# UDA comparison\n\nMade by `{command}`.\n\n" + markdown(table))
-    print((out / "table.md").read_text())
+    start = time.perf_counter()
+    runs = train_rows(args.profile, args.rows, args.seeds, args.out / "runs", iters=args.iters)
+    evaluation = evaluate_runs(runs)
+    iters = runs[0].config.iters
+    wide = per_class_wide(evaluation, args.profile, iters)
+    write_csv(wide, args.out / "table.csv")
+    write_csv(runs_table(runs), args.out / "runs.csv")
+    labels = row_labels(args.profile, args.rows)
+    where = measured_on(args.profile, args.seeds, iters)
+    summary = summarize_rows(runs_table(runs), {"comparison": args.rows}, labels, where, 1)
+    write_text(args.out / "table.md", tables_markdown(summary))
+    print(markdown_table(wide[["row", "seed", "miou"]]))
+    print(
+        f"[compare] {len(runs)} runs in {time.perf_counter() - start:.0f} s; tables in {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ and a re-run skips the `*_labelTrainIds.png` that exist (reading them for the st
 from __future__ import annotations
 
 import io
-import json
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -31,29 +29,86 @@ from PIL import Image
 from tqdm import tqdm
 
 from hrda_lib.classes import IGNORE_INDEX, NUM_CLASSES
-from hrda_lib.layout import check_folder, layout_error, list_files
+from hrda_lib.files import atomic_write_bytes, write_json
+from hrda_lib.layout import check_folder, layout_error, list_files, mapillary_label_dir
 
 TRAIN_ID_SUFFIX = "_labelTrainIds.png"
 
 # Cityscapes label id -> train id (cityscapesscripts labels.py); GTA5 uses the same ids.
 CITYSCAPES_ID_TO_TRAIN_ID: dict[int, int] = {
-    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
-    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
-}  # fmt: skip
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
 GTA_ID_TO_TRAIN_ID: dict[int, int] = dict(CITYSCAPES_ID_TO_TRAIN_ID)
 
 # SYNTHIA-RAND-CITYSCAPES class id (R channel) -> train id; terrain, truck, train never occur.
 SYNTHIA_ID_TO_TRAIN_ID: dict[int, int] = {
-    3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 16: 9,
-    1: 10, 10: 11, 17: 12, 8: 13, 18: 14, 19: 15, 20: 16, 12: 17, 11: 18,
-}  # fmt: skip
+    3: 0,
+    4: 1,
+    2: 2,
+    21: 3,
+    5: 4,
+    7: 5,
+    15: 6,
+    9: 7,
+    6: 8,
+    16: 9,
+    1: 10,
+    10: 11,
+    17: 12,
+    8: 13,
+    18: 14,
+    19: 15,
+    20: 16,
+    12: 17,
+    11: 18,
+}
 
 # Mapillary Vistas v1.2 class id -> train id (several Vistas classes merge into one).
 MAPILLARY_ID_TO_TRAIN_ID: dict[int, int] = {
-    13: 0, 24: 0, 41: 0, 2: 1, 15: 1, 17: 2, 6: 3, 3: 4, 45: 5, 47: 5, 48: 6, 50: 7,
-    30: 8, 29: 9, 27: 10, 19: 11, 20: 12, 21: 12, 22: 12, 55: 13, 61: 14, 54: 15, 58: 16,
-    57: 17, 52: 18,
-}  # fmt: skip
+    13: 0,
+    24: 0,
+    41: 0,
+    2: 1,
+    15: 1,
+    17: 2,
+    6: 3,
+    3: 4,
+    45: 5,
+    47: 5,
+    48: 6,
+    50: 7,
+    30: 8,
+    29: 9,
+    27: 10,
+    19: 11,
+    20: 12,
+    21: 12,
+    22: 12,
+    55: 13,
+    61: 14,
+    54: 15,
+    58: 16,
+    57: 17,
+    52: 18,
+}
 
 # Train id -> the Cityscapes label id that represents it (used to write Cityscapes-id labels).
 TRAIN_ID_TO_CITYSCAPES_ID: dict[int, int] = {t: i for i, t in CITYSCAPES_ID_TO_TRAIN_ID.items()}
@@ -130,19 +185,6 @@ def train_id_path(raw_label: Path, raw_suffix: str = ".png") -> Path:
 # File IO at the edges
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a hidden temporary file in the same folder and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def png_bytes(array: np.ndarray, palette: Sequence[int] | None = None) -> bytes:
     """Encode an (H, W) uint8 array as an 'L' PNG ('P' with `palette`), or (H, W, 3) RGB."""
     image = Image.fromarray(np.ascontiguousarray(array))
@@ -158,15 +200,10 @@ def write_png(path: Path, array: np.ndarray, palette: Sequence[int] | None = Non
     atomic_write_bytes(path, png_bytes(array, palette))
 
 
-def write_json(path: Path, obj: object) -> None:
-    """Atomically write `obj` as JSON with indent 2 (the official scripts' format)."""
-    atomic_write_bytes(path, json.dumps(obj, indent=2).encode())
-
-
 def write_class_stats(out_dir: Path, entries: Sequence[Mapping]) -> None:
     """Write the three statistics JSON files of `class_stats_files` into `out_dir`."""
     for name, content in class_stats_files(entries).items():
-        write_json(Path(out_dir) / name, content)
+        write_json(Path(out_dir) / name, content)  # indent 2, the official scripts' format
 
 
 def read_index_png(path: Path) -> np.ndarray:
@@ -276,8 +313,6 @@ def convert_mapillary(
     root: Path, nproc: int = 4, out_dir: Path | None = None, splits: Sequence[str] = ()
 ) -> list[dict]:
     """Convert Mapillary v1.2 labels of every split found (`training`, `validation`)."""
-    from hrda_lib.layout import mapillary_label_dir
-
     root = Path(root)
     splits = list(splits) or [s for s in ("training", "validation") if (root / s).is_dir()]
     fix = f"extract Mapillary Vistas so that {root}/validation/labels/*.png exists"

@@ -79,6 +79,28 @@ def paste(canvas_hw: tuple[int, int], patch: torch.Tensor, box: Box) -> torch.Te
     return F.pad(patch, (x1, width - x2, y1, height - y2))
 
 
+def average_windows(
+    canvas_hw: tuple[int, int], boxes: Sequence[Box], patches: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """The average of window patches pasted into a frame, where they overlap.
+
+    Args:
+        canvas_hw: (H, W) of the frame.
+        boxes: one box per patch, in frame coordinates; together they must cover the frame.
+        patches: (B, C, h_i, w_i) each, the size of its box.
+
+    Returns:
+        (B, C, H, W): the mean of the patches covering each position.
+    """
+    first = patches[0]
+    canvas = first.new_zeros((first.shape[0], first.shape[1], *canvas_hw))
+    count = first.new_zeros((1, 1, *canvas_hw))
+    for (y1, y2, x1, x2), patch in zip(boxes, patches, strict=True):
+        canvas += paste(canvas_hw, patch, (y1, y2, x1, x2))
+        count[..., y1:y2, x1:x2] += 1
+    return canvas / count
+
+
 def box_mask(
     canvas_hw: tuple[int, int], box: Box, device: torch.device | None = None
 ) -> torch.Tensor:

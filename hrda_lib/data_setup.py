@@ -1,5 +1,5 @@
 """Datasets and loaders of an experiment: the synthetic benchmark (generated on first use) or real
-data in the official layouts.
+data in the official layouts, looked up in the dataset table of `hrda_lib.datasets`.
 """
 
 from __future__ import annotations
@@ -12,56 +12,95 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hrda_lib import datasets
-from hrda_lib.experiment import DataConfig, ExperimentConfig, data_paths
+from hrda_lib.config import DataConfig, ExperimentConfig
+from hrda_lib.paths import data_root
+from hrda_lib.synthetic import ensure_synthetic, synthetic_root
+
+SYNTHETIC = "synthetic"  # source: the GTA-layout half; target: the Cityscapes-layout half
 
 
-def ensure_synthetic(cfg: DataConfig, nproc: int = 2) -> None:
+def data_paths(cfg: DataConfig) -> dict[str, Path]:
+    """Roots of the source and target datasets of `cfg` (a dataset's folder is its name).
+
+    On the synthetic benchmark the source is its `gta/` folder (its `cityscapes/` folder for the
+    supervised oracle, source "cityscapes") and the target its `cityscapes/` folder; a real
+    target named beside a synthetic source is read from the data root.
+    """
+    if SYNTHETIC in (cfg.source, cfg.target):
+        base = (
+            Path(cfg.root)
+            if cfg.root
+            else synthetic_root(cfg.synthetic_variant, cfg.synthetic_seed)
+        )
+        source = "cityscapes" if cfg.source == "cityscapes" else "gta"
+        paths = {"source": base / source, "target": base / "cityscapes"}
+        if cfg.target not in (None, SYNTHETIC):  # a synthetic model on a real val set
+            paths["target"] = (Path(cfg.root) if cfg.root else data_root()) / cfg.target
+        return paths
+    root = Path(cfg.root) if cfg.root else data_root()
+    for name in (cfg.source, cfg.target):
+        if name is not None:
+            datasets.dataset_spec(name)  # one line naming the valid datasets if unknown
+    paths = {"source": root / cfg.source}
+    if cfg.target:
+        paths["target"] = root / cfg.target
+    return paths
+
+
+def _table_name(name: str, role: str) -> str:
+    """The dataset table's name of a config's source or target ("synthetic" is GTA / CS)."""
+    if name == SYNTHETIC:
+        return "gta" if role == "source" else "cityscapes"
+    return name
+
+
+def prepare_synthetic(cfg: DataConfig, nproc: int = 2) -> None:
     """Generate and convert the synthetic benchmark of `cfg` if it is not there yet (local, no
     download: under a minute for `quick`); a folder from another generator version is refused."""
-    from hrda_lib.synthetic import ensure_synthetic as ensure
-
-    ensure(data_paths(cfg)["source"].parent, cfg.synthetic_variant, cfg.synthetic_seed, nproc)
-
-
-def _source(
-    cfg: DataConfig, root: Path, train: bool = True, check_sizes: bool = True
-) -> datasets.SegmentationDataset:
-    pipeline = cfg.source_pipeline
-    if cfg.source in ("gta", "synthetic"):
-        return datasets.gta(root, pipeline, train=train, check_sizes=check_sizes)
-    if cfg.source == "synthia":
-        return datasets.synthia(root, pipeline, train=train, check_sizes=check_sizes)
-    if cfg.source == "cityscapes":
-        return datasets.cityscapes(root, "train", pipeline, train=train, check_sizes=check_sizes)
-    raise ValueError(f"unknown source dataset {cfg.source!r}")
+    if SYNTHETIC in (cfg.source, cfg.target):
+        base = data_paths(cfg)["source"].parent
+        ensure_synthetic(base, cfg.synthetic_variant, cfg.synthetic_seed, nproc)
 
 
-def _target(cfg: DataConfig, root: Path, split: str, train: bool) -> datasets.SegmentationDataset:
-    pipeline = cfg.target_pipeline if train else cfg.test_pipeline
-    labels = not train
-    if cfg.target in ("cityscapes", "synthetic"):
-        return datasets.cityscapes(root, split, pipeline, train=train, labels=labels)
-    if cfg.target == "acdc":
-        return datasets.acdc(root, split, pipeline, train=train, labels=labels)
-    if cfg.target == "dark_zurich":
-        return datasets.dark_zurich(root, split, pipeline, train=train)
-    if cfg.target == "bdd100k" and not train:  # domain generalization: evaluation only
-        return datasets.bdd100k(root, pipeline, split)
-    if cfg.target == "mapillary" and not train:
-        return datasets.mapillary(root, pipeline, "validation" if split == "val" else split)
-    raise ValueError(f"unknown target dataset {cfg.target!r}")
+def _source(cfg: DataConfig, train: bool = True, check_sizes: bool = True):
+    name = _table_name(cfg.source, "source")
+    spec = datasets.dataset_spec(name)
+    if not spec.labelled_train:
+        raise ValueError(f"dataset {cfg.source!r} has no training labels: it cannot be a source")
+    return datasets.read_dataset(
+        name,
+        data_paths(cfg)["source"],
+        spec.train_split,
+        cfg.source_pipeline,
+        train=train,
+        check_sizes=check_sizes,
+    )
+
+
+def _target(cfg: DataConfig, train: bool) -> datasets.SegmentationDataset:
+    name = _table_name(cfg.target, "target")
+    spec = datasets.dataset_spec(name)
+    root = data_paths(cfg)["target"]
+    if train:
+        if spec.train_split is None:
+            raise ValueError(
+                f"dataset {cfg.target!r} is for evaluation only: it cannot be a target"
+            )
+        return datasets.read_dataset(
+            name, root, spec.train_split, cfg.target_pipeline, labels=False
+        )
+    return datasets.read_dataset(name, root, spec.val_split, cfg.test_pipeline, train=False)
 
 
 def build_train_dataset(cfg: ExperimentConfig) -> Dataset:
     """Source + target pairs (UDA) or source samples only (source-only / DG training)."""
-    if "synthetic" in (cfg.data.source, cfg.data.target):
-        ensure_synthetic(cfg.data)
-    paths = data_paths(cfg.data)
-    source = _source(cfg.data, paths["source"])
+    prepare_synthetic(cfg.data)
+    source = _source(cfg.data)
+    sync = cfg.data.sync_crop_size
     if not cfg.uda.uses_target or cfg.data.target is None:
-        return datasets.SourceOnlyDataset(source, cfg.data.rcs, cfg.seed)
-    target = _target(cfg.data, paths["target"], "train", train=True)
-    return datasets.UDADataset(source, target, cfg.data.rcs, cfg.seed)
+        return datasets.SourceOnlyDataset(source, cfg.data.rcs, cfg.seed, sync)
+    target = _target(cfg.data, train=True)
+    return datasets.UDADataset(source, target, cfg.data.rcs, cfg.seed, sync)
 
 
 class _SkipSampler(Sampler[int]):
@@ -98,10 +137,9 @@ def style_images(cfg: ExperimentConfig) -> Iterator[torch.Tensor]:
     """SHADE's style source: the first `cfg.uda.shade.style_images` source training images (all
     if None), each (1, 3, H, W) normalized at the source pipeline's scale, without crop or flip,
     decoded by `cfg.data.num_workers` loader workers (the whole of GTA is 25k images)."""
-    if "synthetic" in (cfg.data.source, cfg.data.target):
-        ensure_synthetic(cfg.data)
+    prepare_synthetic(cfg.data)
     # The training loader has checked the layout; every refresh reads the images only.
-    source = _source(cfg.data, data_paths(cfg.data)["source"], train=False, check_sizes=False)
+    source = _source(cfg.data, train=False, check_sizes=False)
     count = len(source)
     if cfg.uda.shade is not None and cfg.uda.shade.style_images is not None:
         count = min(count, cfg.uda.shade.style_images)
@@ -114,11 +152,10 @@ def style_images(cfg: ExperimentConfig) -> Iterator[torch.Tensor]:
 
 
 def build_val_dataset(cfg: ExperimentConfig) -> datasets.SegmentationDataset:
-    """The labelled target validation set (source val for source-only DG runs without target)."""
-    if "synthetic" in (cfg.data.source, cfg.data.target):
-        ensure_synthetic(cfg.data)
-    paths = data_paths(cfg.data)
+    """The labelled target validation set (the synthetic target's for source-only DG runs
+    without a target)."""
+    prepare_synthetic(cfg.data)
     if cfg.data.target is None:
-        return datasets.cityscapes(paths["source"].parent / "cityscapes", "val",
-                                   cfg.data.test_pipeline, train=False)  # fmt: skip
-    return _target(cfg.data, paths["target"], "val", train=False)
+        root = data_paths(cfg.data)["source"].parent / "cityscapes"
+        return datasets.read_dataset("cityscapes", root, "val", cfg.data.test_pipeline, train=False)
+    return _target(cfg.data, train=False)

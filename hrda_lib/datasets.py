@@ -27,7 +27,8 @@ A test sample holds `img` at the test scale and `gt_semantic_seg` at the ORIGINA
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -175,6 +176,24 @@ def rare_class_sample(
     return sample
 
 
+def sync_crop(sample: dict, size: tuple[int, int], rng: np.random.Generator) -> dict:
+    """Cut one common window of `size` at the same random offset from every spatial tensor of
+    a (UDA) sample: source image and label, target image and margin mask (the official
+    `sync_crop_size` of the small-crop rows, so that ClassMix pastes line up).
+
+    The offset is uniform over all positions, y first, as mmseg's random crop draws it.
+    """
+    height, width = sample["img"].shape[-2:]
+    crop_h, crop_w = min(size[0], height), min(size[1], width)
+    y = int(rng.integers(height - crop_h + 1))
+    x = int(rng.integers(width - crop_w + 1))
+    out = dict(sample)
+    for key, value in sample.items():
+        if torch.is_tensor(value) and value.ndim >= 2 and value.shape[-2:] == (height, width):
+            out[key] = value[..., y : y + crop_h, x : x + crop_w].contiguous()
+    return out
+
+
 def _rare_class_sampler(source: SegmentationDataset, rcs: RCSConfig | None):
     if rcs is None:
         return None
@@ -196,11 +215,13 @@ class UDADataset(Dataset):
         target: SegmentationDataset,
         rcs: RCSConfig | None = None,
         seed: int = 0,
+        sync_crop_size: tuple[int, int] | None = None,
     ) -> None:
         if not (source.train and target.train):
             raise ValueError("UDADataset needs training pipelines for source and target")
         self.source, self.target, self.seed = source, target, seed
         self.rare_class_sampler = _rare_class_sampler(source, rcs)
+        self.sync_crop_size = sync_crop_size
 
     def __len__(self) -> int:
         return len(self.source) * len(self.target)
@@ -215,6 +236,8 @@ class UDADataset(Dataset):
         sample["target_img"] = target["img"]
         sample["target_valid_pseudo_mask"] = target["valid_pseudo_mask"]
         sample["target_img_path"] = target["img_path"]
+        if self.sync_crop_size is not None:
+            sample = sync_crop(sample, self.sync_crop_size, rng)
         return sample
 
 
@@ -222,10 +245,15 @@ class SourceOnlyDataset(Dataset):
     """Domain generalization: source samples only, with optional rare class sampling."""
 
     def __init__(
-        self, source: SegmentationDataset, rcs: RCSConfig | None = None, seed: int = 0
+        self,
+        source: SegmentationDataset,
+        rcs: RCSConfig | None = None,
+        seed: int = 0,
+        sync_crop_size: tuple[int, int] | None = None,
     ) -> None:
         self.source, self.seed = source, seed
         self.rare_class_sampler = _rare_class_sampler(source, rcs)
+        self.sync_crop_size = sync_crop_size
 
     def __len__(self) -> int:
         return len(self.source)
@@ -233,8 +261,12 @@ class SourceOnlyDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         rng = sample_rng(self.seed, index)
         if self.rare_class_sampler is not None:
-            return rare_class_sample(self.source, self.rare_class_sampler, rng)
-        return self.source.sample(index % len(self.source), rng)
+            sample = rare_class_sample(self.source, self.rare_class_sampler, rng)
+        else:
+            sample = self.source.sample(index % len(self.source), rng)
+        if self.sync_crop_size is not None:
+            sample = sync_crop(sample, self.sync_crop_size, rng)
+        return sample
 
 
 class InfiniteSampler(Sampler[int]):
@@ -268,88 +300,70 @@ def worker_init_fn(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-# --- readers (official layouts, see hrda_lib.layout) -------------------------------------------
+# --- the dataset table (official layouts, see hrda_lib.layout) ---------------------------------
 
 
-def _dataset(
-    layout: PairLayout,
-    pipeline: PipelineConfig,
-    train: bool,
-    seed: int,
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: its layout per split and the splits a run trains and evaluates on.
+
+    `layout(root, split, labels)` gives the pairs' layout (`labels=False`: the images only, as a
+    UDA target reads them). A dataset without `train_split` is for evaluation only (domain
+    generalization); one whose train split has no labels is a target only.
+    """
+
+    layout: Callable[[Path, str, bool], PairLayout]
+    train_split: str | None  # split that a source or a target trains on
+    val_split: str  # labelled split that evaluation reads
+    labelled_train: bool  # the train split has labels (can be a source)
+    synthia_classes: bool = False  # report Synthia's 16- and 13-class means too
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "gta": DatasetSpec(lambda root, split, labels: gta_layout(root), "train", "train", True),
+    "synthia": DatasetSpec(
+        lambda root, split, labels: synthia_layout(root), "train", "train", True, True
+    ),
+    "cityscapes": DatasetSpec(cityscapes_layout, "train", "val", True),
+    "acdc": DatasetSpec(acdc_layout, "train", "val", True),
+    "dark_zurich": DatasetSpec(
+        lambda root, split, labels: dark_zurich_layout(root, split), "train", "val", False
+    ),
+    "bdd100k": DatasetSpec(
+        lambda root, split, labels: bdd100k_layout(root, split), None, "val", False
+    ),
+    "mapillary": DatasetSpec(
+        lambda root, split, labels: mapillary_layout(root, split), None, "validation", False
+    ),
+}
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The table entry of dataset `name` (one line naming the valid ones if unknown)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def read_dataset(
+    name: str,
     root: Path,
-    check_sizes: bool,
+    split: str,
+    pipeline: PipelineConfig,
+    train: bool = True,
+    labels: bool = True,
+    seed: int = 0,
+    check_sizes: bool = True,
 ) -> SegmentationDataset:
-    """Check a split's layout and wrap its pairs (labels of an unlabelled layout are None)."""
+    """Check a split's layout and wrap its pairs (labels of an unlabelled layout are None).
+
+    Args:
+        name: a key of `DATASETS`.
+        root: the dataset's folder in its official layout.
+        split: a split folder ("train", "val", ...); GTA and Synthia have one split.
+        train: training pipeline (crop, flip) instead of the test pipeline.
+        labels: read the labels (`False` for a UDA target: neither checked nor read).
+    """
+    layout = dataset_spec(name).layout(Path(root), split, labels)
     pairs = find_pairs(layout, check_sizes=check_sizes)
-    return SegmentationDataset(pairs, pipeline, train=train, seed=seed, root=root)
-
-
-def gta(
-    root: Path, pipeline: PipelineConfig, train: bool = True, seed: int = 0, check_sizes=True
-) -> SegmentationDataset:
-    """GTA5 (source): all of `root/images` with `root/labels/*_labelTrainIds.png`."""
-    return _dataset(gta_layout(Path(root)), pipeline, train, seed, Path(root), check_sizes)
-
-
-def synthia(
-    root: Path, pipeline: PipelineConfig, train: bool = True, seed: int = 0, check_sizes=True
-) -> SegmentationDataset:
-    """SYNTHIA-RAND-CITYSCAPES (source)."""
-    return _dataset(synthia_layout(Path(root)), pipeline, train, seed, Path(root), check_sizes)
-
-
-def cityscapes(
-    root: Path,
-    split: str,
-    pipeline: PipelineConfig,
-    train: bool = True,
-    labels: bool = True,
-    seed: int = 0,
-    check_sizes: bool = True,
-) -> SegmentationDataset:
-    """Cityscapes `split`; `labels=False` for the UDA target (labels neither checked nor read)."""
-    layout = cityscapes_layout(Path(root), split, labels=labels)
-    return _dataset(layout, pipeline, train, seed, Path(root), check_sizes)
-
-
-def acdc(
-    root: Path,
-    split: str,
-    pipeline: PipelineConfig,
-    train: bool = True,
-    labels: bool = True,
-    seed: int = 0,
-    check_sizes: bool = True,
-) -> SegmentationDataset:
-    """ACDC `split` (all four conditions, flattened per split)."""
-    layout = acdc_layout(Path(root), split, labels=labels)
-    return _dataset(layout, pipeline, train, seed, Path(root), check_sizes)
-
-
-def dark_zurich(
-    root: Path,
-    split: str,
-    pipeline: PipelineConfig,
-    train: bool = True,
-    seed: int = 0,
-    check_sizes: bool = True,
-) -> SegmentationDataset:
-    """Dark Zurich: split "train" = `rgb_anon/train/night` (unlabelled), or "val"."""
-    layout = dark_zurich_layout(Path(root), split)
-    return _dataset(layout, pipeline, train, seed, Path(root), check_sizes)
-
-
-def bdd100k(
-    root: Path, pipeline: PipelineConfig, split: str = "val", check_sizes: bool = True
-) -> SegmentationDataset:
-    """BDD100K semantic segmentation `split` for evaluation (test pipeline)."""
-    layout = bdd100k_layout(Path(root), split)
-    return _dataset(layout, pipeline, False, 0, Path(root), check_sizes)
-
-
-def mapillary(
-    root: Path, pipeline: PipelineConfig, split: str = "validation", check_sizes: bool = True
-) -> SegmentationDataset:
-    """Mapillary Vistas `split` for evaluation (test pipeline), converted train-id labels."""
-    layout = mapillary_layout(Path(root), split)
-    return _dataset(layout, pipeline, False, 0, Path(root), check_sizes)
+    return SegmentationDataset(pairs, pipeline, train=train, seed=seed, root=Path(root))

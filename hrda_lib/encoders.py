@@ -77,6 +77,19 @@ class MiTEncoder(nn.Module):
             features.append(x)
         return features
 
+    def load_official_weights(self, state_dict: dict[str, torch.Tensor]):
+        """Load SegFormer `mit_b*.pth` weights (official key names); returns the load result
+        (missing and unexpected keys; the ImageNet classifier is dropped)."""
+        return self.mit.load_state_dict(convert_mit_keys(state_dict), strict=False)
+
+    def no_decay_parameters(self) -> list[nn.Parameter]:
+        """The LayerNorm parameters (names containing `norm`), which get no weight decay."""
+        return [p for name, p in self.named_parameters() if "norm" in name]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute every MiT block in the backward pass (less activation memory)."""
+        self.mit.set_grad_checkpointing(enable)
+
     def first_stage(self, x: torch.Tensor) -> torch.Tensor:
         """The stage-1 map (B, C_1, H/4, W/4) whose channel statistics SHADE calls style."""
         return self.mit.stages[0](self.mit.patch_embed(x))
@@ -96,6 +109,17 @@ class ResNetV1cEncoder(nn.Module):
         )
         self.channels: list[int] = list(self.resnet.feature_info.channels())
         self.reductions: list[int] = list(self.resnet.feature_info.reduction())
+
+    def load_official_weights(self, state_dict: dict[str, torch.Tensor]):
+        """Load mmcv `resnet101_v1c` ImageNet weights; returns the load result."""
+        return self.resnet.load_state_dict(convert_resnet_v1c_keys(state_dict), strict=False)
+
+    def no_decay_parameters(self) -> list[nn.Parameter]:
+        """None: the recipe decays ResNet's BatchNorm parameters too."""
+        return []
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        raise ValueError("activation checkpointing is implemented for MiT encoders only")
 
     def forward(self, x: torch.Tensor, after_first_stage=None) -> list[torch.Tensor]:
         """x: (B, 3, H, W) -> [(B, 2048, H/8, W/8)]."""
@@ -138,8 +162,14 @@ def convert_mit_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return out
 
 
-_RESNET_STEM = {"stem.0.": "conv1.0.", "stem.1.": "conv1.1.", "stem.3.": "conv1.3.",
-                "stem.4.": "conv1.4.", "stem.6.": "conv1.6.", "stem.7.": "bn1."}  # fmt: skip
+_RESNET_STEM = {
+    "stem.0.": "conv1.0.",
+    "stem.1.": "conv1.1.",
+    "stem.3.": "conv1.3.",
+    "stem.4.": "conv1.4.",
+    "stem.6.": "conv1.6.",
+    "stem.7.": "bn1.",
+}
 
 
 def convert_resnet_v1c_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

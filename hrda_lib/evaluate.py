@@ -19,11 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+from hrda_lib.checkpoints import checkpoint_config, load_model
 from hrda_lib.classes import NUM_CLASSES
-from hrda_lib.inference import slide_inference
+from hrda_lib.config import ExperimentConfig
+from hrda_lib.data_setup import build_val_dataset
+from hrda_lib.inference import predict_logits
 from hrda_lib.metrics import confusion_matrix, summary
+from hrda_lib.predict import predict_image, save_outputs
+from hrda_lib.presets import get_preset
+from hrda_lib.viz import to_rgb
 
 
 @dataclass
@@ -31,17 +37,6 @@ class EvalResult:
     summary: dict  # aAcc, mIoU, mAcc (and mIoU16 / mIoU13 for Synthia), in percent
     per_class: pd.DataFrame  # class, IoU, Acc
     confusion: np.ndarray  # (K, K) int64, rows = ground truth
-
-
-@torch.no_grad()
-def predict_logits(
-    model, image: torch.Tensor, window, stride, size, max_batch=None
-) -> torch.Tensor:
-    """Slide-inference logits of (B, 3, h, w) resized to `size` = the label's (H, W)."""
-    logits = slide_inference(model, image, window, stride, max_batch)
-    if tuple(logits.shape[2:]) != tuple(size):
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-    return logits
 
 
 @torch.no_grad()
@@ -67,8 +62,6 @@ def evaluate(
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     indices = range(len(dataset))
     if progress:
-        from tqdm.auto import tqdm
-
         indices = tqdm(indices, desc="evaluate")
     for i in indices:
         sample = dataset[i]
@@ -82,27 +75,12 @@ def evaluate(
     return EvalResult(table, per_class, confusion)
 
 
-def target_val_dataset(cfg):
+def target_val_dataset(cfg: ExperimentConfig):
     """The labelled target validation set of an experiment."""
-    from hrda_lib.data_setup import build_val_dataset
-
     return build_val_dataset(cfg)
 
 
-def load_any_checkpoint(path: str | Path, which: str = "model") -> torch.nn.Module:
-    """A model from our training checkpoint or from an official mmseg one."""
-    from hrda_lib.checkpoints import load_official_checkpoint
-    from hrda_lib.train import CHECKPOINT_FORMAT, load_trained_model
-
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
-        return load_trained_model(path, which)
-    return load_official_checkpoint(payload, which="teacher" if which == "teacher" else "model")
-
-
 def main(argv: list[str] | None = None) -> None:
-    from hrda_lib.presets import get_preset
-
     parser = argparse.ArgumentParser(description="Evaluate a checkpoint on a labelled dataset.")
     parser.add_argument("checkpoint")
     parser.add_argument(
@@ -121,23 +99,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-images", type=int)
     parser.add_argument("--max-batch", type=int, help="bound images per encoder call (memory)")
     parser.add_argument("--out", default="results/eval", help="folder for tables and images")
-    parser.add_argument("--save-images", type=int, default=4,
-                        help="val images to save: prediction, overlay, attention")  # fmt: skip
+    parser.add_argument(
+        "--save-images",
+        type=int,
+        default=4,
+        help="val images to save: prediction, overlay, attention",
+    )
     args = parser.parse_args(argv)
-    payload = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    if args.preset:
-        cfg = get_preset(args.preset)
-    elif (
-        isinstance(payload, dict) and "config" in payload and not isinstance(payload["config"], str)
-    ):
-        cfg = payload["config"]
-    else:
+    cfg = get_preset(args.preset) if args.preset else checkpoint_config(args.checkpoint)
+    if cfg is None:
         parser.error("an official checkpoint needs --preset to say which dataset to use")
     if args.dataset or args.data_root:
-        data = replace(cfg.data, target=args.dataset or cfg.data.target,
-                       root=args.data_root or cfg.data.root)  # fmt: skip
+        data = replace(
+            cfg.data, target=args.dataset or cfg.data.target, root=args.data_root or cfg.data.root
+        )
         cfg = replace(cfg, data=data)
-    model = load_any_checkpoint(args.checkpoint, args.which)
+    model = load_model(args.checkpoint, args.which)
     if torch.cuda.is_available():
         model.cuda()
     dataset = target_val_dataset(cfg)
@@ -152,13 +129,11 @@ def main(argv: list[str] | None = None) -> None:
     result.per_class.to_csv(out / "per_class.csv", index=False)
     np.savetxt(out / "confusion.csv", result.confusion, fmt="%d", delimiter=",")
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2))
-    from hrda_lib.predict import predict_image, save_outputs
-    from hrda_lib.transforms import denormalize
-
     for i in range(min(args.save_images, len(dataset))):  # predictions, overlays, attention
-        image = denormalize(dataset[i]["img"].numpy())  # (h, w, 3) uint8 at test resolution
-        pred, attention = predict_image(model, image, cfg.test_window, cfg.test_stride,
-                                        max_batch=args.max_batch)  # fmt: skip
+        image = to_rgb(dataset[i]["img"])  # (h, w, 3) uint8 at test resolution
+        pred, attention = predict_image(
+            model, image, cfg.test_window, cfg.test_stride, max_batch=args.max_batch
+        )
         save_outputs(image, pred, attention, out, f"val_{i:03d}")
     print(result.per_class.to_string(index=False))
     print(json.dumps(result.summary))

@@ -19,10 +19,19 @@ from hrda_lib.inference import slide_inference
 # Tensors of io.pt compared elementwise (the full-resolution outputs are pinned by rows and sums).
 RECORDED_TENSORS: tuple[str, ...] = (
     *(f"train_lr_feats[{i}]" for i in range(4)),
-    "train_lr_logits", "train_att", "train_lr_seg_out", "train_hr_logits", "train_fused",
-    "pl_lr_logits", "pl_att", "pl_hr_slide_logits", "pl_fused", "pl_logits_fullres_rows",
-    "test_merged_logits_rows", "test_max_prob",
-)  # fmt: skip
+    "train_lr_logits",
+    "train_att",
+    "train_lr_seg_out",
+    "train_hr_logits",
+    "train_fused",
+    "pl_lr_logits",
+    "pl_att",
+    "pl_hr_slide_logits",
+    "pl_fused",
+    "pl_logits_fullres_rows",
+    "test_merged_logits_rows",
+    "test_max_prob",
+)
 
 
 def load_golden_io(golden_dir: Path) -> dict:
@@ -42,16 +51,16 @@ def recompute_golden_tensors(model: torch.nn.Module, io: dict) -> dict[str, torc
     slide = model.forward_slide(image)
     full = F.interpolate(slide.fused, size=image.shape[2:], mode="bilinear", align_corners=False)
     merged = slide_inference(model, image, window=image.shape[2], stride=image.shape[2] // 2)
-    ours = {f"train_lr_feats[{i}]": f for i, f in enumerate(train.lr_features)}
+    ours = {f"train_lr_feats[{i}]": f for i, f in enumerate(train.context_features)}
     ours |= {
-        "train_lr_logits": train.lr_logits,
+        "train_lr_logits": train.context_logits,
         "train_att": train.attention,
-        "train_lr_seg_out": train.lr_weighted,
-        "train_hr_logits": train.hr_logits,
+        "train_lr_seg_out": train.context_weighted,
+        "train_hr_logits": train.detail_logits,
         "train_fused": train.fused,
-        "pl_lr_logits": slide.lr_logits,
+        "pl_lr_logits": slide.context_logits,
         "pl_att": slide.attention,
-        "pl_hr_slide_logits": slide.hr_logits,
+        "pl_hr_slide_logits": slide.detail_logits,
         "pl_fused": slide.fused,
         "pl_logits_fullres_rows": full[:, :, io["pl_rows_kept"]],
         "test_merged_logits_rows": merged[:, :, io["test_rows_kept"]],

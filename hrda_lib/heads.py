@@ -33,9 +33,14 @@ class ConvBNReLU(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, padding=padding, dilation=dilation,
-            groups=groups, bias=False,
-        )  # fmt: skip
+            in_channels,
+            out_channels,
+            kernel_size,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=False,
+        )
         self.bn = nn.BatchNorm2d(out_channels)
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
         nn.init.ones_(self.bn.weight)
@@ -101,6 +106,8 @@ class DAFormerHead(nn.Module):
         dropout: Dropout2d probability before the classifier.
     """
 
+    output_stage = 0  # logits at the resolution of the first (stride-4) stage
+
     def __init__(
         self,
         in_channels: Sequence[int],
@@ -147,6 +154,8 @@ class DLV2Head(nn.Module):
         num_classes: output channels.
         dilations: one 3x3 conv per dilation ((6, 12) in HRDA's `dlv2red`).
     """
+
+    output_stage = -1  # logits at the resolution of the last stage it reads
 
     def __init__(
         self, in_channels: Sequence[int], num_classes: int = 19, dilations: Sequence[int] = (6, 12)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hrda_lib.crops import crop, paste, sliding_windows
+from hrda_lib.crops import average_windows, crop, sliding_windows
 
 
 @torch.no_grad()
@@ -52,49 +52,42 @@ def slide_inference(
             for i in range(0, len(boxes), group)
         ]
     )
-    canvas = logits.new_zeros((batch, logits.shape[1], height, width))
-    count = logits.new_zeros((batch, 1, height, width))
-    for i, (y1, y2, x1, x2) in enumerate(boxes):
-        canvas += paste((height, width), logits[i * batch : (i + 1) * batch], (y1, y2, x1, x2))
-        count[..., y1:y2, x1:x2] += 1
-    return canvas / count
+    return average_windows((height, width), boxes, logits.split(batch))
 
 
 @torch.no_grad()
-def predict_probabilities(
+def predict_logits(
     model: torch.nn.Module,
     image: torch.Tensor,
-    window: tuple[int, int] | int | None,
-    stride: tuple[int, int] | int | None,
-    output_size: tuple[int, int] | None = None,
+    window: tuple[int, int] | int,
+    stride: tuple[int, int] | int,
+    size: tuple[int, int] | None = None,
     max_batch: int | None = None,
 ) -> torch.Tensor:
-    """Softmax probabilities (B, K, H', W') by slide inference (or whole-image if window None).
-
-    `output_size` resizes the logits bilinearly before the softmax (to the original image size).
-    """
-    if window is None:
-        logits = model.encode_decode(image, max_batch=max_batch)
-    else:
-        logits = slide_inference(model, image, window, stride, max_batch)
-    if output_size is not None and tuple(output_size) != tuple(logits.shape[2:]):
-        logits = F.interpolate(logits, size=output_size, mode="bilinear", align_corners=False)
-    return logits.softmax(dim=1)
+    """Slide-inference logits of (B, 3, h, w), resized bilinearly to `size` (the label's or
+    the original image's (H, W); None keeps the test resolution)."""
+    logits = slide_inference(model, image, window, stride, max_batch)
+    if size is not None and tuple(logits.shape[2:]) != tuple(size):
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return logits
 
 
-@torch.no_grad()
-def attention_of_prediction(fused: torch.Tensor, attention: torch.Tensor | float, upscale: float):
-    """Per-pixel scale attention of the predicted class: sum_k up(a)_k · softmax(fused)_k.
+def attention_of_predicted_class(
+    attention: torch.Tensor | float, prediction: torch.Tensor
+) -> torch.Tensor:
+    """The scale attention of each pixel's predicted class: how much the fused prediction of
+    that class leans on the detail branch.
 
     Args:
-        fused: (B, K, h, w) fused logits.
-        attention: (B, K|1, h', w') attention at the context logit resolution, or a constant.
-        upscale: h / h'.
+        attention: (B, K|1, H, W) attention at the prediction's resolution (a single channel
+            is every class's), or a constant (fixed attention).
+        prediction: (B, H, W) predicted class ids.
 
     Returns:
-        (B, 1, h, w) attention weight that the prediction gives to the detail branch.
+        (B, H, W) attention in [0, 1].
     """
     if not torch.is_tensor(attention):
-        return torch.full_like(fused[:, :1], float(attention))
-    attention = F.interpolate(attention, scale_factor=upscale, mode="bilinear", align_corners=False)
-    return (attention * fused.softmax(dim=1)).sum(dim=1, keepdim=True)
+        return torch.full(prediction.shape, float(attention))
+    if attention.shape[1] == 1:
+        return attention[:, 0]
+    return attention.gather(1, prediction[:, None].long().to(attention.device))[:, 0]

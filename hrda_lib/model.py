@@ -3,7 +3,7 @@
 Implements HRDA (Hoyer, Dai, Van Gool, ECCV 2022), sections 3.2-3.4: one encoder and one
 segmentation head, shared by a low-resolution context crop and a high-resolution detail crop, and a
 scale-attention head on the context features only (reference spec 2.2-2.5). The fusion is on
-logits, `fused = up(a·m) · hr_in_frame + up((1 - a·m) · lr)`, with the attention `a` zeroed
+logits, `fused = up(a·m) · detail_in_frame + up((1 - a·m) · lr)`, with the attention `a` zeroed
 outside the detail box (`m`) in training and unmasked at inference, where the detail branch is an
 overlapping sliding window over the whole context. A single-scale `Segmentor` (DAFormer,
 DeepLabV2) shares the interface for the baselines.
@@ -23,7 +23,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrda_lib.config import ModelConfig
-from hrda_lib.crops import Box, box_mask, crop, paste, sample_detail_box, scale_box, sliding_windows
+from hrda_lib.crops import (
+    Box,
+    average_windows,
+    box_mask,
+    crop,
+    paste,
+    sample_detail_box,
+    scale_box,
+    sliding_windows,
+)
 from hrda_lib.encoders import build_encoder
 from hrda_lib.heads import build_head
 from hrda_lib.losses import cross_entropy
@@ -35,24 +44,25 @@ StyleHook = Callable[[torch.Tensor], torch.Tensor]  # stage-1 features -> what l
 class MultiResOutput:
     """What one forward of a segmentor produces; fields of the other branch are None if absent.
 
-    lr_logits: (B, K, h, w) context logits before attention weighting (h = H·s_c/os).
+    context_logits: (B, K, h, w) context logits before attention weighting (h = H·s_c/os).
     attention: (B, K|1, h, w) sigmoid scale attention before box masking, or a fixed float.
-    lr_weighted: (B, K, h, w) `(1 - a·m) · lr_logits` (the official `lr_seg`, LR-loss input).
-    hr_logits: detail logits, (B, K, h_d, w_d) for a detail crop or (B, K, H/os, W/os) for the
+    context_weighted: (B, K, h, w) `(1 - a·m) · context_logits` (the official `lr_seg`, the
+        input of the context loss).
+    detail_logits: detail logits, (B, K, h_d, w_d) for a detail crop or (B, K, H/os, W/os) for the
         sliding-window canvas at inference.
     fused: (B, K, H/os, W/os) the prediction that the main loss and inference use.
     detail_box: the detail crop (y1, y2, x1, x2) in full-resolution pixels, None at inference.
-    lr_features / hr_features: encoder outputs of the context and the detail crop.
+    context_features / detail_features: encoder outputs of the context and the detail crop.
     """
 
     fused: torch.Tensor
-    lr_logits: torch.Tensor | None = None
+    context_logits: torch.Tensor | None = None
     attention: torch.Tensor | float | None = None
-    lr_weighted: torch.Tensor | None = None
-    hr_logits: torch.Tensor | None = None
+    context_weighted: torch.Tensor | None = None
+    detail_logits: torch.Tensor | None = None
     detail_box: Box | None = None
-    lr_features: list[torch.Tensor] | None = None
-    hr_features: list[torch.Tensor] | None = None
+    context_features: list[torch.Tensor] | None = None
+    detail_features: list[torch.Tensor] | None = None
 
 
 def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -72,18 +82,18 @@ def blur_down_up(image: torch.Tensor) -> torch.Tensor:
 
 
 def fuse_logits(
-    lr_logits: torch.Tensor,
+    context_logits: torch.Tensor,
     attention: torch.Tensor | float,
-    hr_in_frame: torch.Tensor,
+    detail_in_frame: torch.Tensor,
     upscale: float,
     mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """HRDA's scale-attention fusion on logits.
 
     Args:
-        lr_logits: (B, K, h, w) context logits.
+        context_logits: (B, K, h, w) context logits.
         attention: (B, K|1, h, w) in [0, 1], or a constant.
-        hr_in_frame: (B, K, h·upscale, w·upscale) detail logits in the context's output frame
+        detail_in_frame: (B, K, h·upscale, w·upscale) detail logits in the context's output frame
             (zero outside the detail box in training).
         upscale: ratio of the fused frame to the context logit frame (1 / context_scale).
         mask: (1, 1, h, w) detail-box mask; attention is zeroed outside it (training only).
@@ -93,48 +103,63 @@ def fuse_logits(
     """
     if mask is not None:
         attention = attention * mask
-    lr_weighted = (1 - attention) * lr_logits  # before upsampling: 1-px soft box edge, as official
+    context_weighted = (
+        1 - attention
+    ) * context_logits  # before upsampling: 1-px soft box edge, as official
     if torch.is_tensor(attention):
         attention = resize(attention, upscale)
-    return attention * hr_in_frame + resize(lr_weighted, upscale), lr_weighted
+    return attention * detail_in_frame + resize(context_weighted, upscale), context_weighted
 
 
 class HRDASegmentor(nn.Module):
     """HRDA: shared encoder and head over context and detail crops, plus a scale-attention head.
 
     Args:
-        cfg: architecture and ablation switches (see `ModelConfig`).
+        encoder: returns the stage feature maps of an image (`hrda_lib.encoders`).
+        decode_head: segmentation head over those maps; its `output_stage` names the stage whose
+            resolution its logits have.
+        scale_attention_head: the attention head (K or 1 output channels), None for a fixed
+            attention.
+        cfg: the sizes and switches (context scale, detail crop, attention, loss weights).
     """
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decode_head: nn.Module,
+        scale_attention_head: nn.Module | None,
+        cfg: ModelConfig,
+    ) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = build_encoder(cfg.encoder, cfg.drop_path_rate)
-        channels = self.encoder.channels
-        self.decode_head = build_head(
-            cfg.head, channels, cfg.num_classes, channels=cfg.decoder_channels
-        )
-        self.scale_attention_head: nn.Module | None = None
-        if cfg.attention != "fixed":
-            att_channels = cfg.num_classes if cfg.attention == "classwise" else 1
-            self.scale_attention_head = build_head(
-                cfg.head, channels, att_channels, attention=True, channels=cfg.decoder_channels
-            )
-        self.output_stride = self.encoder.reductions[0 if cfg.head == "daformer_sepaspp" else -1]
+        self.encoder = encoder
+        self.decode_head = decode_head
+        if scale_attention_head is not None:
+            self.scale_attention_head = scale_attention_head
+        self.output_stride = encoder.reductions[decode_head.output_stage]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The decoder heads' parameters (lr x 10 in the recipe), segmentation head first."""
+        heads = [self.decode_head, getattr(self, "scale_attention_head", None)]
+        return [p for head in heads if head is not None for p in head.parameters()]
 
     # -- building blocks -------------------------------------------------------------------
-    def scale_attention(self, lr_features: list[torch.Tensor]) -> torch.Tensor | float:
+    def scale_attention(self, context_features: list[torch.Tensor]) -> torch.Tensor | float:
         """Sigmoid attention (B, K|1, h, w) from context features, or the fixed value."""
-        if self.scale_attention_head is None:
+        if not hasattr(self, "scale_attention_head"):
             return self.cfg.fixed_attention
-        return torch.sigmoid(self.scale_attention_head(lr_features))
+        return torch.sigmoid(self.scale_attention_head(context_features))
 
     def _detail_source(self, image: torch.Tensor) -> torch.Tensor:
         return blur_down_up(image) if self.cfg.blur_detail else image
 
-    def _lr_branch(self, image: torch.Tensor, style: StyleHook | None = None):
-        lr_features = self.encoder(resize(image, self.cfg.context_scale), style)
-        return lr_features, self.decode_head(lr_features), self.scale_attention(lr_features)
+    def _context_branch(self, image: torch.Tensor, style: StyleHook | None = None):
+        context_features = self.encoder(resize(image, self.cfg.context_scale), style)
+        return (
+            context_features,
+            self.decode_head(context_features),
+            self.scale_attention(context_features),
+        )
 
     # -- training ----------------------------------------------------------------------------
     def forward_multires(
@@ -148,18 +173,26 @@ class HRDASegmentor(nn.Module):
             style: applied to the encoder's stage-1 features of both branches (SHADE doubles
                 the batch there: every output then has 2B samples).
         """
-        lr_features, lr_logits, attention = self._lr_branch(image, style)
-        hr_features = self.encoder(crop(self._detail_source(image), detail_box), style)
-        hr_logits = self.decode_head(hr_features)
+        context_features, context_logits, attention = self._context_branch(image, style)
+        detail_features = self.encoder(crop(self._detail_source(image), detail_box), style)
+        detail_logits = self.decode_head(detail_features)
         os, cs = self.output_stride, self.cfg.context_scale
-        mask = box_mask(lr_logits.shape[2:], scale_box(detail_box, os / cs), image.device)
+        mask = box_mask(context_logits.shape[2:], scale_box(detail_box, os / cs), image.device)
         frame = (image.shape[2] // os, image.shape[3] // os)
-        hr_in_frame = paste(frame, hr_logits, scale_box(detail_box, os))
-        fused, lr_weighted = fuse_logits(lr_logits, attention, hr_in_frame, 1 / cs, mask)
+        detail_in_frame = paste(frame, detail_logits, scale_box(detail_box, os))
+        fused, context_weighted = fuse_logits(
+            context_logits, attention, detail_in_frame, 1 / cs, mask
+        )
         return MultiResOutput(
-            fused, lr_logits, attention, lr_weighted, hr_logits, detail_box, lr_features,
-            hr_features,
-        )  # fmt: skip
+            fused,
+            context_logits,
+            attention,
+            context_weighted,
+            detail_logits,
+            detail_box,
+            context_features,
+            detail_features,
+        )
 
     def forward_train(
         self,
@@ -194,14 +227,10 @@ class HRDASegmentor(nn.Module):
         crops = torch.cat([crop(source, box) for box in boxes])  # (n_windows * B, 3, h, w)
         logits = _run_batched(lambda x: self.decode_head(self.encoder(x)), crops, max_batch)
         os = self.output_stride
-        frame = (height // os, width // os)
-        canvas = logits.new_zeros((batch, logits.shape[1], *frame))
-        count = logits.new_zeros((batch, 1, *frame))
-        for i, box in enumerate(boxes):
-            box_os = scale_box(box, os)
-            canvas += paste(frame, logits[i * batch : (i + 1) * batch], box_os)
-            count[..., box_os[0] : box_os[1], box_os[2] : box_os[3]] += 1
-        return canvas / count
+        patches = logits.split(batch)  # one (B, K, h, w) per window
+        return average_windows(
+            (height // os, width // os), [scale_box(box, os) for box in boxes], patches
+        )
 
     def forward_slide(
         self,
@@ -216,15 +245,22 @@ class HRDASegmentor(nn.Module):
             attention_override: analysis modes: 0 = context only, 1 = detail only, else fixed.
             max_batch: bound on images per encoder call in the detail slide.
         """
-        lr_features, lr_logits, attention = self._lr_branch(image)
+        context_features, context_logits, attention = self._context_branch(image)
         if attention_override is not None:
             attention = attention_override
-        hr_logits = self.detail_slide(image, max_batch)
-        fused, lr_weighted = fuse_logits(
-            lr_logits, attention, hr_logits, 1 / self.cfg.context_scale
+        detail_logits = self.detail_slide(image, max_batch)
+        fused, context_weighted = fuse_logits(
+            context_logits, attention, detail_logits, 1 / self.cfg.context_scale
         )
         return MultiResOutput(
-            fused, lr_logits, attention, lr_weighted, hr_logits, None, lr_features, None
+            fused,
+            context_logits,
+            attention,
+            context_weighted,
+            detail_logits,
+            None,
+            context_features,
+            None,
         )
 
     def encode_decode(
@@ -239,17 +275,23 @@ class HRDASegmentor(nn.Module):
 
 
 class Segmentor(nn.Module):
-    """A single-scale segmentor (DAFormer or DeepLabV2): the baselines of the paper's tables."""
+    """A single-scale segmentor (DAFormer or DeepLabV2): the baselines of the paper's tables.
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    Args:
+        encoder, decode_head: as for `HRDASegmentor`.
+        cfg: the architecture it was built from (kept for checkpoints and analysis).
+    """
+
+    def __init__(self, encoder: nn.Module, decode_head: nn.Module, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = build_encoder(cfg.encoder, cfg.drop_path_rate)
-        self.decode_head = build_head(
-            cfg.head, self.encoder.channels, cfg.num_classes, channels=cfg.decoder_channels
-        )
-        self.scale_attention_head = None
-        self.output_stride = self.encoder.reductions[0 if cfg.head == "daformer_sepaspp" else -1]
+        self.encoder = encoder
+        self.decode_head = decode_head
+        self.output_stride = encoder.reductions[decode_head.output_stage]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The decoder head's parameters (lr x 10 in the recipe)."""
+        return list(self.decode_head.parameters())
 
     def forward_train(
         self,
@@ -260,7 +302,7 @@ class Segmentor(nn.Module):
         """Logits (B, K, H/os, W/os) of the whole crop; `generator` is unused (no detail box);
         `style` maps the encoder's stage-1 features (SHADE)."""
         features = self.encoder(image, style)
-        return MultiResOutput(self.decode_head(features), lr_features=features)
+        return MultiResOutput(self.decode_head(features), context_features=features)
 
     def encode_decode(self, image: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:
         """Full-resolution logits (B, K, H, W)."""
@@ -269,8 +311,21 @@ class Segmentor(nn.Module):
 
 
 def build_segmentor(cfg: ModelConfig) -> HRDASegmentor | Segmentor:
-    """HRDA if `cfg.multi_resolution`, else the single-scale baseline."""
-    return HRDASegmentor(cfg) if cfg.multi_resolution else Segmentor(cfg)
+    """Build the encoder, the decode head and (HRDA) the scale-attention head that `cfg` names,
+    and compose them: HRDA if `cfg.multi_resolution`, else the single-scale baseline. The only
+    place that turns the config's names into modules (channel widths come from the encoder)."""
+    encoder = build_encoder(cfg.encoder, cfg.drop_path_rate)
+    channels = encoder.channels
+    decode_head = build_head(cfg.head, channels, cfg.num_classes, channels=cfg.decoder_channels)
+    if not cfg.multi_resolution:
+        return Segmentor(encoder, decode_head, cfg)
+    attention_head = None
+    if cfg.attention != "fixed":
+        outputs = cfg.num_classes if cfg.attention == "classwise" else 1
+        attention_head = build_head(
+            cfg.head, channels, outputs, attention=True, channels=cfg.decoder_channels
+        )
+    return HRDASegmentor(encoder, decode_head, attention_head, cfg)
 
 
 def _run_batched(fn, x: torch.Tensor, max_batch: int | None) -> torch.Tensor:
@@ -286,7 +341,7 @@ def segmentation_loss(
     cfg: ModelConfig,
     weight: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """HRDA's training loss: `(1 - λd - λlr)·CE(fused) + λd·CE(detail) + λlr·CE(lr_weighted)`.
+    """HRDA's training loss: `(1 - λd - λlr)·CE(fused) + λd·CE(detail) + λlr·CE(context_weighted)`.
 
     Logits are upsampled bilinearly to the label size; the detail loss compares the detail logits
     with the label and weight cropped to the detail box. Cross-entropy averages over all pixels,
@@ -310,11 +365,13 @@ def segmentation_loss(
         loss = ce(out.fused, label, weight)
         return {"fused": loss, "total": loss}
     terms = {"fused": cfg.fused_loss_weight * ce(out.fused, label, weight)}
-    if cfg.lr_loss_weight > 0:
-        terms["context"] = cfg.lr_loss_weight * ce(out.lr_weighted, label, weight)
+    if cfg.context_loss_weight > 0:
+        terms["context"] = cfg.context_loss_weight * ce(out.context_weighted, label, weight)
     if cfg.detail_loss_weight > 0:
         box = out.detail_box
         crop_weight = None if weight is None else crop(weight, box)
-        terms["detail"] = cfg.detail_loss_weight * ce(out.hr_logits, crop(label, box), crop_weight)
+        terms["detail"] = cfg.detail_loss_weight * ce(
+            out.detail_logits, crop(label, box), crop_weight
+        )
     terms["total"] = sum(terms.values())
     return terms

@@ -70,29 +70,25 @@ def lr_at(iteration: int, base_lr: float, cfg: OptimizerConfig) -> float:
 
 
 def build_param_groups(
-    encoder: nn.Module,
-    heads: Sequence[nn.Module],
-    cfg: OptimizerConfig,
-    encoder_norm_no_decay: bool = True,
+    encoder: nn.Module, head_params: Sequence[nn.Parameter], cfg: OptimizerConfig
 ) -> list[dict]:
     """Split the parameters into the recipe's groups.
 
     Args:
-        encoder: the backbone (timm pvt_v2 for MiT, a ResNet for DeepLabV2).
-        heads: the decoder modules (segmentation head, scale-attention head); all their
-            parameters, BatchNorm ones included, get lr x `head_lr_mult` and weight decay.
+        encoder: the backbone; its `no_decay_parameters()` (MiT's LayerNorms; none for ResNet,
+            whose BatchNorms are decayed) get weight decay 0.
+        head_params: the decoder heads' parameters (segmentation and scale attention); all of
+            them, BatchNorm ones included, get lr x `head_lr_mult` and weight decay.
         cfg: optimizer settings.
-        encoder_norm_no_decay: encoder parameters whose name contains `norm` get weight decay
-            0 (True for MiT; False for ResNet, whose BatchNorms are decayed).
 
     Returns:
         Non-empty groups among `encoder`, `encoder_norm`, `heads`, each a dict with `params`,
         `lr` (base lr x multiplier), `weight_decay`, `lr_mult` (read by `set_lr`) and `name`.
     """
-    decay, no_decay = [], []
-    for name, param in encoder.named_parameters():
-        (no_decay if encoder_norm_no_decay and "norm" in name else decay).append(param)
-    head_params = [p for head in heads for p in head.parameters()]
+    no_decay_ids = {id(p) for p in encoder.no_decay_parameters()}
+    decay = [p for p in encoder.parameters() if id(p) not in no_decay_ids]
+    no_decay = [p for p in encoder.parameters() if id(p) in no_decay_ids]
+    head_params = list(head_params)
     all_params = [*decay, *no_decay, *head_params]
     if len({id(p) for p in all_params}) != len(all_params):
         raise ValueError("a parameter belongs to more than one of the encoder and heads")
@@ -112,13 +108,10 @@ def build_param_groups(
 
 
 def build_optimizer(
-    encoder: nn.Module,
-    heads: Sequence[nn.Module],
-    cfg: OptimizerConfig,
-    encoder_norm_no_decay: bool = True,
+    encoder: nn.Module, head_params: Sequence[nn.Parameter], cfg: OptimizerConfig
 ) -> torch.optim.Optimizer:
     """AdamW (or SGD) over `build_param_groups`; call `set_lr` before every step."""
-    groups = build_param_groups(encoder, heads, cfg, encoder_norm_no_decay)
+    groups = build_param_groups(encoder, head_params, cfg)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":

@@ -24,3 +24,12 @@ def results_root() -> Path:
 def golden_root() -> Path:
     """The official-code fixtures: `../shared/golden` beside the checkout unless overridden."""
     return Path(os.environ.get("HRDA_GOLDEN", REPO_ROOT.parent / "shared" / "golden"))
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """A weights path as a config names it: absolute, or relative to the working folder, or
+    else to the repository (so `pretrained/mit_b5.pth` works from `notebooks/` too)."""
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    return REPO_ROOT / path

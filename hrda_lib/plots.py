@@ -1,5 +1,6 @@
-"""Figures and tables of the notebooks: HRDA's crops, predictions and scale attention, training
-curves, per-class results, and paper-style tables with the published numbers beside ours.
+"""Figures of the notebooks: HRDA's crops, predictions and scale attention, training curves,
+per-class results, paper-style tables as bar charts (the tables themselves and the published
+numbers are in `hrda_lib.reproduction.tables`).
 
 Label maps use the Cityscapes palette (`hrda_lib.viz.colorize`); every figure is saved by the
 notebooks through `hrda_lib.viz.save_figure`. Functions return the matplotlib figure (or a
@@ -18,39 +19,8 @@ from matplotlib.patches import Patch, Rectangle
 
 from hrda_lib.classes import CLASSES, NUM_CLASSES, PALETTE
 from hrda_lib.crops import Box
-from hrda_lib.transforms import IMG_MEAN, IMG_STD
-from hrda_lib.viz import colorize
-
-# Published mIoU (%) from the authors' READMEs (shared/reference/paper_numbers.md), with the data
-# each was measured on; shown beside ours, never mixed with them.
-PUBLISHED: pd.DataFrame = pd.DataFrame(
-    [
-        (
-            "daformer_lr",
-            "DAFormer",
-            "GTA→Cityscapes val (19 classes)",
-            68.3,
-            "HRDA README, 3 seeds",
-        ),
-        ("hrda", "HRDA", "GTA→Cityscapes val (19 classes)", 73.8, "HRDA README, 3 seeds"),
-        ("mic_hrda", "MIC (HRDA)", "GTA→Cityscapes val (19 classes)", 75.9, "MIC README, 3 seeds"),
-        (
-            "hrda",
-            "HRDA released checkpoint",
-            "Cityscapes val (19 classes)",
-            73.79,
-            "released median-seed checkpoint",
-        ),
-    ],
-    columns=["key", "method", "published_on", "published_mIoU", "source"],
-)
-
-
-def to_rgb(image: torch.Tensor | np.ndarray) -> np.ndarray:
-    """A normalized (3, H, W) image back to (H, W, 3) uint8 RGB for display."""
-    array = image.detach().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
-    rgb = array.transpose(1, 2, 0) * IMG_STD + IMG_MEAN
-    return np.clip(rgb, 0, 255).astype(np.uint8)
+from hrda_lib.inference import attention_of_predicted_class
+from hrda_lib.viz import colorize, to_rgb
 
 
 def class_legend(ax, classes: Sequence[int] | None = None, ncol: int = 1) -> None:
@@ -146,8 +116,6 @@ def multires_figure(
         label: (H, W) train ids or None.
         out: `MultiResOutput` of `forward_multires` on `image[None]` (batch 1).
     """
-    from hrda_lib.inference import attention_of_prediction
-
     rgb = to_rgb(image)
     y1, y2, x1, x2 = out.detail_box
     lr_size = (round(rgb.shape[0] * context_scale), round(rgb.shape[1] * context_scale))
@@ -156,8 +124,12 @@ def multires_figure(
             image[None], size=lr_size, mode="bilinear", align_corners=False
         )[0]
     )
-    upscale = out.fused.shape[2] / out.lr_logits.shape[2]
-    attention = attention_of_prediction(out.fused, out.attention, upscale)[0, 0].numpy()
+    attention = out.attention
+    if torch.is_tensor(attention):
+        attention = torch.nn.functional.interpolate(
+            attention, size=out.fused.shape[2:], mode="bilinear", align_corners=False
+        )
+    attention = attention_of_predicted_class(attention, out.fused.argmax(1))[0].numpy()
     box_mask = np.zeros_like(attention)
     os = rgb.shape[0] // out.fused.shape[2]
     box_mask[y1 // os : y2 // os, x1 // os : x2 // os] = 1
@@ -165,8 +137,8 @@ def multires_figure(
         (rgb, "context crop + detail box"),
         (lr_input, f"LR input (×{context_scale:g})"),
         (rgb[y1:y2, x1:x2], "detail crop (full res.)"),
-        (colorize(out.lr_logits[0].argmax(0).numpy()), "context (LR) prediction"),
-        (colorize(out.hr_logits[0].argmax(0).numpy()), "detail (HR) prediction"),
+        (colorize(out.context_logits[0].argmax(0).numpy()), "context (LR) prediction"),
+        (colorize(out.detail_logits[0].argmax(0).numpy()), "detail (HR) prediction"),
         (attention * box_mask, "attention a (pred. class, masked)"),
         (colorize(out.fused[0].argmax(0).numpy()), "fused prediction"),
         (colorize(label.numpy()) if label is not None else None, "ground truth"),
@@ -270,8 +242,8 @@ def branch_rows(samples: Sequence[Mapping[str, np.ndarray]]) -> plt.Figure:
         panels = [
             s["image"],
             colorize(s["label"]),
-            colorize(s["lr"]),
-            colorize(s["hr"]),
+            colorize(s["context"]),
+            colorize(s["detail"]),
             colorize(s["fused"]),
         ]
         for j, panel in enumerate(panels):
@@ -379,106 +351,28 @@ def tradeoff_figure(
 # -- tables ---------------------------------------------------------------------------------------
 
 
-def mean_pm_std(mean: float, std: float, n: int) -> str:
-    """ "61.2 ± 0.8" (or "61.2 (1 seed)" when the spread is undefined)."""
-    if not np.isfinite(mean):
-        return "–"
-    return f"{mean:.1f} ± {std:.1f}" if n > 1 and np.isfinite(std) else f"{mean:.1f} (1 seed)"
-
-
-def markdown_table(table: pd.DataFrame, floatfmt: str = ".2f") -> str:
-    """A GitHub-flavoured Markdown table of a DataFrame (no external dependency)."""
-
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return "–" if not np.isfinite(v) else format(v, floatfmt)
-        return str(v)
-
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
-    lines += [
-        "| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def summarize_rows(
-    per_run: pd.DataFrame,
-    tables: Mapping[str, Sequence[str]],
-    labels: Mapping[str, str],
-    measured_on: str,
-) -> pd.DataFrame:
-    """Paper-style tables in tidy form: one line per (table, row) with the mean, std and number
-    of seeds of the row's mIoU, the mean of its cost columns, and what it was measured on.
+def ours_and_published_figure(table: pd.DataFrame) -> plt.Figure:
+    """Two panels, never one axis: our mIoU (mean ± std over seeds) and the published mIoU of the
+    same methods, each titled with the data it was measured on.
 
     Args:
-        per_run: one line per run with `key`, `mIoU` (and optional `seconds_per_iter`,
-            `memory_mb`).
-        tables: table name -> row keys in the paper's order; rows without runs are left out,
-            and so are tables with fewer than two rows.
-        labels: row key -> row name.
+        table: `reproduction.tables.published_beside` output (method, mean, std, and the
+            columns "ours: ..." and "published: mIoU ..." whose headers name the data).
     """
-    extra = {c: (c, "mean") for c in ("seconds_per_iter", "memory_mb") if c in per_run}
-    stats = per_run.groupby("key", sort=False).agg(
-        mean=("mIoU", "mean"), std=("mIoU", "std"), n_seeds=("mIoU", "count"), **extra
-    )
-    rows = [
-        {"table": table, "order": i, "key": key, "label": labels[key], **stats.loc[key]}
-        for table, keys in tables.items()
-        if sum(key in stats.index for key in keys) >= 2  # one row alone compares nothing
-        for i, key in enumerate(keys)
-        if key in stats.index
-    ]
-    return pd.DataFrame(rows).assign(measured_on=measured_on)
-
-
-def tables_markdown(summary: pd.DataFrame) -> str:
-    """One Markdown table per paper table of a `summarize_rows` result."""
-    parts = []
-    for table, rows in summary.groupby("table", sort=False):
-        shown = pd.DataFrame({"row": rows["label"]})
-        shown["mIoU (%)"] = [mean_pm_std(*v) for v in rows[["mean", "std", "n_seeds"]].to_numpy()]
-        if rows.get("memory_mb", pd.Series(dtype=float)).notna().any():  # 05 has none
-            shown["train memory (MB)"] = rows["memory_mb"].round(1).to_numpy()
-        if rows.get("seconds_per_iter", pd.Series(dtype=float)).notna().any():
-            shown["s / iteration"] = rows["seconds_per_iter"].round(3).to_numpy()
-        note = f"Measured on: {rows['measured_on'].iloc[0]}."
-        parts.append(f"### {table}\n\n{note}\n\n{markdown_table(shown)}")
-    return "\n".join(parts)
-
-
-def published_beside(summary: pd.DataFrame) -> pd.DataFrame:
-    """The main comparison with the published mIoU of the same method beside ours; each column's
-    header names the data it was measured on (they differ: never read them as one column)."""
-    published = PUBLISHED[PUBLISHED["published_on"].str.startswith("GTA")]
-    table = summary.merge(published, on="key", how="left")
-    ours = f"ours: mIoU (%) on {summary['measured_on'].iloc[0]}"
-    theirs = f"published: mIoU (%) on {published['published_on'].iloc[0]}, MiT-b5, 40k iterations"
-    return pd.DataFrame(
-        {
-            "method": table["label"],
-            ours: [mean_pm_std(*v) for v in table[["mean", "std", "n_seeds"]].to_numpy()],
-            theirs: table["published_mIoU"],
-            "published: source": table["source"].fillna("–"),
-        }
-    )
-
-
-def ours_and_published_figure(summary: pd.DataFrame) -> plt.Figure:
-    """Two panels, never one axis: our mIoU (mean ± std over seeds) and the published mIoU of the
-    same methods, each titled with the data it was measured on."""
-    published = PUBLISHED[PUBLISHED["published_on"].str.startswith("GTA")]
-    fig, (ours, theirs) = plt.subplots(1, 2, figsize=(12, 0.45 * len(summary) + 1.6), sharey=True)
-    y = np.arange(len(summary))
-    ours.barh(y, summary["mean"], xerr=summary["std"].fillna(0), color="tab:blue")
-    ours.set_yticks(y, summary["label"], fontsize=8)
+    ours_col = next(c for c in table.columns if c.startswith("ours:"))
+    theirs_col = next(c for c in table.columns if c.startswith("published: mIoU"))
+    fig, (ours, theirs) = plt.subplots(1, 2, figsize=(12, 0.45 * len(table) + 1.6), sharey=True)
+    y = np.arange(len(table))
+    ours.barh(y, table["mean"], xerr=table["std"].fillna(0), color="tab:blue")
+    ours.set_yticks(y, table["method"], fontsize=8)
     ours.invert_yaxis()
-    ours.set_title(f"ours: {summary['measured_on'].iloc[0]}", fontsize=8, wrap=True)
+    ours.set_title(ours_col, fontsize=8, wrap=True)
     ours.set_xlabel("mIoU (%)")
-    values = summary.merge(published, on="key", how="left")["published_mIoU"]
+    values = table[theirs_col]
     theirs.barh(y, values.fillna(0), color="tab:gray")
     for i, v in enumerate(values):
         theirs.text(1, i, "not published" if np.isnan(v) else f"{v:.1f}", va="center", fontsize=8)
-    theirs.set_title(f"published: {published['published_on'].iloc[0]}", fontsize=8)
+    theirs.set_title(theirs_col, fontsize=8, wrap=True)
     theirs.set_xlabel("mIoU (%)")
     fig.tight_layout()
     return fig
@@ -503,78 +397,6 @@ def tables_figure(summary: pd.DataFrame, ncols: int = 2) -> plt.Figure:
     return fig
 
 
-# Differences of mean mIoU that the papers' claims rest on: (claim, row, baseline row).
-CLAIMS: tuple[tuple[str, str, str], ...] = (
-    ("HRDA − DAFormer (LR data)", "hrda", "daformer_lr"),
-    ("HRDA − DAFormer (HR crops)", "hrda", "daformer_hr"),
-    ("MIC(HRDA) − HRDA", "mic_hrda", "hrda"),
-    ("HRDA − Source only", "hrda", "source_only"),
-    ("learned − averaging attention (Table 7)", "hrda", "fixedatt"),
-    ("HR − blurred detail crop (Table 6)", "hrda", "blurhr"),
-    ("λ_d 0.1 − λ_d 0 (Figure S1)", "hrda", "ld0"),
-    ("detail HR0.5 − HR0.25 (Table 4)", "hrda", "hrda_detail0.25"),
-)
-
-
-def claim_deltas(summary: pd.DataFrame) -> pd.DataFrame:
-    """Our mean mIoU differences for `CLAIMS` whose two rows exist (spread: the two stds added in
-    quadrature), with the published difference where both published numbers exist."""
-    ours = summary.drop_duplicates("key").set_index("key")
-    published = PUBLISHED[PUBLISHED["published_on"].str.startswith("GTA")].set_index("key")
-    rows = []
-    for claim, row, base in CLAIMS:
-        if row in ours.index and base in ours.index:
-            a, b = ours.loc[row], ours.loc[base]
-            theirs = np.nan
-            if row in published.index and base in published.index:
-                theirs = (
-                    published.loc[row, "published_mIoU"] - published.loc[base, "published_mIoU"]
-                )
-            rows.append(
-                {
-                    "claim": claim,
-                    "ours: Δ mIoU": round(a["mean"] - b["mean"], 2),
-                    "ours: spread": round(float(np.hypot(a["std"], b["std"])), 2),
-                    "ours: measured on": a["measured_on"],
-                    "published: Δ mIoU": round(theirs, 2),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-# Published Table 2 figures we have (paper_numbers.md): HRDA with DeepLabV2 per UDA method.
-PUBLISHED_UDA_METHODS: dict[str, str] = {
-    "DACS": "59.4 (HRDA, DeepLabV2; lhoyer/HRDA issue 11)",
-    "DAFormer recipe": "≈63 (HRDA, DeepLabV2; lhoyer/HRDA issue 11)",
-}
-
-
-def method_pairs_table(summary: pd.DataFrame, pairs: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
-    """Table 2's layout: per UDA method, mIoU on LR data, with HRDA, and HRDA's gain.
-
-    Args:
-        summary: `summarize_rows` output holding the rows of `pairs`.
-        pairs: method name -> (LR data row key, HRDA row key); methods missing a row are left out.
-    """
-    stats = summary.drop_duplicates("key").set_index("key")
-    rows = []
-    for method, (lr, hrda) in pairs.items():
-        if lr not in stats.index or hrda not in stats.index:
-            continue
-        a, b = stats.loc[lr], stats.loc[hrda]
-        rows.append(
-            {
-                "UDA method": method,
-                "without HRDA (LR data)": mean_pm_std(a["mean"], a["std"], a["n_seeds"]),
-                "with HRDA": mean_pm_std(b["mean"], b["std"], b["n_seeds"]),
-                "Δ mIoU": round(b["mean"] - a["mean"], 2),
-                "spread of Δ": round(float(np.hypot(a["std"], b["std"])), 2),
-                "published: with HRDA": PUBLISHED_UDA_METHODS.get(method, "–"),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def method_pairs_figure(summary: pd.DataFrame, pairs: Mapping[str, tuple[str, str]]) -> plt.Figure:
     """Grouped bars: each UDA method's mIoU without (LR data) and with HRDA, ± std over seeds."""
     stats = summary.drop_duplicates("key").set_index("key")
@@ -586,8 +408,14 @@ def method_pairs_figure(summary: pd.DataFrame, pairs: Mapping[str, tuple[str, st
         (0.2, 1, "HRDA", "tab:blue"),
     ):
         keys = [pairs[m][index] for m in methods]
-        ax.bar(x + offset, stats.loc[keys, "mean"], 0.4, yerr=stats.loc[keys, "std"].fillna(0),
-               label=label, color=color)  # fmt: skip
+        ax.bar(
+            x + offset,
+            stats.loc[keys, "mean"],
+            0.4,
+            yerr=stats.loc[keys, "std"].fillna(0),
+            label=label,
+            color=color,
+        )
     ax.set_xticks(x, methods)
     ax.set_ylabel("mIoU (%)")
     ax.set_title(f"ours: {summary['measured_on'].iloc[0]}", fontsize=8, wrap=True)

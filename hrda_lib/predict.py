@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from hrda_lib.inference import attention_of_prediction, slide_inference
+from hrda_lib.checkpoints import checkpoint_config, load_model
+from hrda_lib.inference import attention_of_predicted_class, predict_logits
 from hrda_lib.model import HRDASegmentor
 from hrda_lib.transforms import normalize, rescale_size, resize_image
 from hrda_lib.viz import colorize
@@ -49,16 +51,16 @@ def predict_image(
         image = resize_image(image, rescale_size(height, width, scale))
     device = next(model.parameters()).device
     x = torch.from_numpy(normalize(image))[None].to(device)  # (1, 3, h, w)
-    logits = slide_inference(model, x, window, stride, max_batch)
-    logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
-    pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+    logits = predict_logits(model, x, window, stride, (height, width), max_batch)
+    pred = logits.argmax(1)  # (1, H, W)
     attention = None
     if isinstance(model, HRDASegmentor):  # attention of the whole image, context at once
         out = model.forward_slide(x, max_batch=max_batch)
-        att = attention_of_prediction(out.fused, out.attention, 1 / model.cfg.context_scale)
-        att = F.interpolate(att, size=(height, width), mode="bilinear", align_corners=False)
-        attention = att[0, 0].clamp(0, 1).cpu().numpy()
-    return pred, attention
+        att = out.attention
+        if torch.is_tensor(att):
+            att = F.interpolate(att, size=(height, width), mode="bilinear", align_corners=False)
+        attention = attention_of_predicted_class(att, pred)[0].clamp(0, 1).cpu().numpy()
+    return pred[0].to(torch.uint8).cpu().numpy(), attention
 
 
 def save_outputs(image: np.ndarray, pred: np.ndarray, attention, out: Path, stem: str) -> None:
@@ -69,15 +71,11 @@ def save_outputs(image: np.ndarray, pred: np.ndarray, attention, out: Path, stem
     overlay = (0.5 * image.astype(np.float32) + 0.5 * colour.astype(np.float32)).astype(np.uint8)
     Image.fromarray(overlay).save(out / f"{stem}_overlay.png")
     if attention is not None:
-        import matplotlib
-
         heat = matplotlib.colormaps["viridis"](attention)[..., :3]  # (H, W, 3) in [0, 1]
         Image.fromarray((heat * 255).astype(np.uint8)).save(out / f"{stem}_attention.png")
 
 
 def main(argv: list[str] | None = None) -> None:
-    from hrda_lib.evaluate import load_any_checkpoint
-
     parser = argparse.ArgumentParser(description="Predict a folder of images with HRDA.")
     parser.add_argument("checkpoint", help="our training checkpoint or an official one")
     parser.add_argument("images", type=Path, help="a folder of images (or one image)")
@@ -95,10 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{args.images}: no such file or folder")
     if not paths:
         parser.error(f"{args.images}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    model = load_any_checkpoint(args.checkpoint)
+    model = load_model(args.checkpoint)
     if torch.cuda.is_available():
         model.cuda()
-    payload_cfg = torch.load(args.checkpoint, map_location="cpu", weights_only=False).get("config")
+    payload_cfg = checkpoint_config(args.checkpoint)
     default = getattr(payload_cfg, "test_window", (1024, 1024))
     window = tuple(
         args.window * 2 if args.window and len(args.window) == 1 else args.window or default

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 
 @dataclass(frozen=True)
@@ -256,66 +255,30 @@ def hallucinate(
     return out.to(features.dtype)
 
 
-class StyleHallucination(nn.Module):
-    """SHADE's style hallucination module: doubles the batch with re-styled copies.
+def double_with_styles(
+    features: torch.Tensor,
+    prototypes: tuple[torch.Tensor, torch.Tensor],
+    config: SHADEConfig,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """SHADE after MiT stage 1: (B, C, H, W) -> (2B, C, H, W), [features, hallucinated].
 
-    The prototypes live in buffers (saved in the state dict); `ready` records whether they have
-    been computed. The number of prototypes k' may be below config.num_prototypes when the
-    source set had fewer samples; loading a state dict adopts its prototype count.
+    Args:
+        features: stage-1 features.
+        prototypes: (k, C) prototype means and stds (`style_prototypes`), from the training
+            state, where the loop refreshes them.
+        config: the Dirichlet concentration and eps.
+        generator: source of the mixing weights.
     """
-
-    def __init__(self, num_channels: int, config: SHADEConfig | None = None) -> None:
-        super().__init__()
-        self.config = config if config is not None else SHADEConfig()
-        self.num_channels = num_channels
-        k = self.config.num_prototypes
-        self.register_buffer("proto_mean", torch.zeros(k, num_channels))  # (k, C)
-        self.register_buffer("proto_std", torch.ones(k, num_channels))  # (k, C)
-        self.register_buffer("ready", torch.tensor(False))
-
-    def set_prototypes(self, proto_mean: torch.Tensor, proto_std: torch.Tensor) -> None:
-        """Store (k', C) prototype means and stds (detached copies) and mark the module ready."""
-        shape = tuple(proto_mean.shape)
-        if len(shape) != 2 or shape[0] < 1 or shape[1] != self.num_channels:
-            raise ValueError(f"prototypes must be (k, {self.num_channels}), got {shape}")
-        if proto_std.shape != proto_mean.shape:
-            raise ValueError(f"proto_std {tuple(proto_std.shape)} differs from proto_mean {shape}")
-        like = {"device": self.proto_mean.device, "dtype": self.proto_mean.dtype}
-        self.proto_mean = proto_mean.detach().to(**like).clone()
-        self.proto_std = proto_std.detach().to(**like).clone()
-        self.ready.fill_(True)
-
-    def forward(
-        self, features: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """(B, C, H, W) -> (2B, C, H, W): [features, hallucinate(features)] along the batch."""
-        if not bool(self.ready):
-            raise RuntimeError(
-                "StyleHallucination has no prototypes yet: call set_prototypes(*style_prototypes("
-                "*collect_styles(...), k, generator)) before the first forward"
-            )
-        if features.ndim != 4 or features.shape[1] != self.num_channels:
-            raise ValueError(
-                f"features must be (B, {self.num_channels}, H, W), got {tuple(features.shape)}"
-            )
-        styled = hallucinate(
-            features,
-            self.proto_mean,
-            self.proto_std,
-            self.config.concentration,
-            generator,
-            self.config.eps,
+    proto_mean, proto_std = prototypes
+    if features.ndim != 4 or features.shape[1] != proto_mean.shape[1]:
+        raise ValueError(
+            f"features must be (B, {proto_mean.shape[1]}, H, W), got {tuple(features.shape)}"
         )
-        return torch.cat([features, styled], dim=0)
-
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
-        # The prototype count is data-dependent (min(k, N)): resize before the strict copy.
-        for name in ("proto_mean", "proto_std"):
-            saved = state_dict.get(prefix + name)
-            current = getattr(self, name)
-            if isinstance(saved, torch.Tensor) and saved.shape != current.shape:
-                setattr(self, name, current.new_empty(saved.shape))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    styled = hallucinate(
+        features, proto_mean, proto_std, config.concentration, generator, config.eps
+    )
+    return torch.cat([features, styled], dim=0)
 
 
 def needs_refresh(iteration: int, refresh_interval: int = 4000) -> bool:

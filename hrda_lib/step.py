@@ -13,79 +13,120 @@ domain generalization adds SHADE's style hallucination to the source pass (`shad
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from functools import partial
 
 import numpy as np
 import torch
+from torch import nn
 from torch.profiler import record_function
 
 from hrda_lib import alignment, augment, masking, shade, uda
 from hrda_lib.checkpoints import load_imagenet_encoder
+from hrda_lib.config import ExperimentConfig
 from hrda_lib.crops import crop
-from hrda_lib.experiment import ExperimentConfig
 from hrda_lib.model import build_segmentor, resize, segmentation_loss
 from hrda_lib.optim import build_optimizer, set_lr
+from hrda_lib.paths import resolve_weights
 
 
 @dataclass
 class TrainState:
-    """What changes during training (and goes into a checkpoint)."""
+    """What changes during training, and goes into a checkpoint whole (`state_dict`)."""
 
-    model: torch.nn.Module  # the student, evaluated and reported
-    teacher: torch.nn.Module | None  # EMA teacher (None for source-only training)
-    imnet_encoder: torch.nn.Module | None  # frozen ImageNet encoder for feature distance
+    model: nn.Module  # the student, evaluated and reported
+    teacher: nn.Module | None  # EMA teacher (None without self-training)
+    imnet_encoder: nn.Module | None  # frozen ImageNet encoder for feature distance
     optimizer: torch.optim.Optimizer
-    generator: torch.Generator  # detail boxes, augmentation and MIC masks
+    generator: torch.Generator  # detail boxes, augmentation, MIC masks, SHADE mixtures
     classmix_rng: np.random.Generator  # ClassMix class draws
     iteration: int = 0
-    discriminator: torch.nn.Module | None = None  # AdvSeg's domain discriminator
+    discriminator: nn.Module | None = None  # AdvSeg's domain discriminator
     discriminator_optimizer: torch.optim.Optimizer | None = None  # its Adam
-    style_hallucination: shade.StyleHallucination | None = None  # SHADE (DG), with prototypes
+    style_prototypes: tuple[torch.Tensor, torch.Tensor] | None = None  # SHADE (k, C) mean, std
+
+    def state_dict(self) -> dict:
+        """Every field in a saveable form: modules and optimizers by their state dicts,
+        generators by their states, the rest as they are."""
+        return {f.name: _saved(getattr(self, f.name)) for f in fields(self)}
+
+    def load_state_dict(self, payload: dict) -> None:
+        """Restore every field from `state_dict()` (tensors onto the model's device)."""
+        device = next(self.model.parameters()).device
+        for f in fields(self):
+            current, saved = getattr(self, f.name), payload[f.name]
+            if isinstance(current, nn.Module | torch.optim.Optimizer):
+                current.load_state_dict(saved)
+            elif isinstance(current, torch.Generator):
+                current.set_state(saved)
+            elif isinstance(current, np.random.Generator):
+                current.bit_generator.state = saved
+            elif isinstance(saved, tuple):
+                setattr(self, f.name, tuple(t.to(device) for t in saved))
+            else:
+                setattr(self, f.name, saved)
+
+
+def _saved(value):
+    if isinstance(value, nn.Module | torch.optim.Optimizer):
+        return value.state_dict()
+    if isinstance(value, torch.Generator):
+        return value.get_state()
+    if isinstance(value, np.random.Generator):
+        return value.bit_generator.state
+    return value
+
+
+@dataclass(frozen=True)
+class UDAMethod:
+    """What a UDA method of `UDAConfig.method` does besides the supervised source pass."""
+
+    target_pass: Callable[..., None] | None  # (state, batch, cfg, source_fused, logs)
+    teacher: bool = False  # an EMA teacher makes pseudo-labels (self-training)
+    discriminator: bool = False  # AdvSeg's domain discriminator and its optimizer
+
+
+def uda_method(cfg: ExperimentConfig) -> UDAMethod:
+    """The table entry of `cfg.uda.method` (one line naming the valid methods if unknown)."""
+    if cfg.uda.method not in UDA_METHODS:
+        raise ValueError(
+            f"unknown UDA method {cfg.uda.method!r}; expected one of {', '.join(UDA_METHODS)}"
+        )
+    return UDA_METHODS[cfg.uda.method]
 
 
 def build_state(cfg: ExperimentConfig, device: torch.device) -> TrainState:
     """Student (with ImageNet weights if configured), teacher, ImageNet copy, optimizer, RNGs."""
+    method = uda_method(cfg)
     torch.manual_seed(cfg.seed)
     model = build_segmentor(cfg.model)
     if cfg.pretrained:
-        report = load_imagenet_encoder(model.encoder, cfg.pretrained)
+        report = load_imagenet_encoder(model.encoder, resolve_weights(cfg.pretrained))
         if report.missing:
             raise ValueError(f"{cfg.pretrained}: encoder weights missing: {report.missing[:8]}")
-    if cfg.activation_checkpointing and hasattr(model.encoder, "mit"):
-        model.encoder.mit.set_grad_checkpointing(True)
+    if cfg.activation_checkpointing:
+        model.encoder.set_grad_checkpointing(True)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    teacher = uda.create_ema_teacher(model) if cfg.uda.self_training else None
+    teacher = uda.create_ema_teacher(model) if method.teacher else None
     if cfg.compile:  # in place: parameter names (and checkpoints) stay as they are
-        for module in (model.encoder, model.decode_head, model.scale_attention_head):
-            if module is not None:
-                module.compile()
+        for module in model.children():
+            module.compile()
     imnet = None
     if cfg.uda.fd_weight > 0:
         imnet = copy.deepcopy(model.encoder).eval().requires_grad_(False)
-    heads = [m for m in (model.decode_head, model.scale_attention_head) if m is not None]
-    optimizer = build_optimizer(
-        model.encoder,
-        heads,
-        cfg.optimizer,
-        encoder_norm_no_decay=cfg.model.encoder != "resnet101_v1c",
-    )
+    optimizer = build_optimizer(model.encoder, model.head_parameters(), cfg.optimizer)
     generator = torch.Generator().manual_seed(cfg.seed)
     state = TrainState(model, teacher, imnet, optimizer, generator, np.random.default_rng(cfg.seed))
-    if cfg.uda.method == "advseg":
+    if method.discriminator:
         state.discriminator = alignment.build_discriminator(
             cfg.model.num_classes, cfg.uda.adversarial
         ).to(device)
         state.discriminator_optimizer = alignment.build_discriminator_optimizer(
             state.discriminator, cfg.uda.adversarial
         )
-    if cfg.uda.shade is not None:
-        state.style_hallucination = shade.StyleHallucination(
-            model.encoder.channels[0], cfg.uda.shade
-        ).to(device)
     return state
 
 
@@ -112,12 +153,9 @@ def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[st
         uda.update_ema(state.teacher, state.model, state.iteration, cfg.uda.ema_alpha)
     logs: dict[str, torch.Tensor] = {}
     source_fused = _source_pass(state, batch, cfg, logs)
-    if cfg.uda.method == "dacs":
-        pseudo_label, pseudo_weight = _self_training_pass(state, batch, cfg, logs)
-        if cfg.uda.mic is not None:
-            _masked_pass(state, batch, cfg, pseudo_label, pseudo_weight, logs)
-    elif cfg.uda.method in ("advseg", "minent"):
-        _alignment_pass(state, batch, cfg, source_fused, logs)
+    method = uda_method(cfg)
+    if method.target_pass is not None:
+        method.target_pass(state, batch, cfg, source_fused, logs)
     with record_function("optimizer_step"):
         state.optimizer.step()
         if state.discriminator_optimizer is not None:
@@ -136,8 +174,15 @@ def _source_pass(state: TrainState, batch: dict, cfg: ExperimentConfig, logs: di
     source, label = batch["img"], batch["gt_semantic_seg"]
     n = source.shape[0]
     style, seen_label = None, label
-    if state.style_hallucination is not None:  # SHADE: [originals, hallucinated] after stage 1
-        style = partial(state.style_hallucination, generator=state.generator)
+    if cfg.uda.shade is not None:  # SHADE: [originals, hallucinated] after stage 1
+        if state.style_prototypes is None:
+            raise RuntimeError("SHADE needs style prototypes: the loop refreshes them first")
+        style = partial(
+            shade.double_with_styles,
+            prototypes=state.style_prototypes,
+            config=cfg.uda.shade,
+            generator=state.generator,
+        )
         seen_label = torch.cat([label, label])
     with _autocast(source.device, cfg.precision), record_function("source_pass"):
         out = model.forward_train(source, state.generator, style)
@@ -154,7 +199,7 @@ def _source_pass(state: TrainState, batch: dict, cfg: ExperimentConfig, logs: di
             with torch.no_grad():  # the ImageNet model sees what the student's LR branch sees
                 imnet_features = state.imnet_encoder(resize(source, context_scale))[-1]
             fd = uda.feature_distance_loss(
-                out.lr_features[-1][:n],
+                out.context_features[-1][:n],
                 imnet_features,
                 label,
                 cfg.uda.fd_classes,
@@ -165,9 +210,13 @@ def _source_pass(state: TrainState, batch: dict, cfg: ExperimentConfig, logs: di
                 with torch.no_grad():
                     imnet_detail = state.imnet_encoder(crop(source, out.detail_box))[-1]
                 fd = fd + uda.feature_distance_loss(
-                    out.hr_features[-1][:n], imnet_detail, crop(label, out.detail_box),
-                    cfg.uda.fd_classes, cfg.uda.fd_min_ratio, cfg.uda.fd_weight,
-                )  # fmt: skip
+                    out.detail_features[-1][:n],
+                    imnet_detail,
+                    crop(label, out.detail_box),
+                    cfg.uda.fd_classes,
+                    cfg.uda.fd_min_ratio,
+                    cfg.uda.fd_weight,
+                )
             loss = loss + fd
             logs["loss_fd"] = fd.detach()
     with record_function("source_backward"):
@@ -177,13 +226,10 @@ def _source_pass(state: TrainState, batch: dict, cfg: ExperimentConfig, logs: di
 
 
 def _self_training_pass(
-    state: TrainState, batch: dict, cfg: ExperimentConfig, logs: dict
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """DACS: teacher pseudo-labels, ClassMix + strong augmentation, the weighted mixed loss.
-
-    Returns:
-        The target pseudo-labels (B, H, W) and their weights (B, H, W), which MIC reuses.
-    """
+    state: TrainState, batch: dict, cfg: ExperimentConfig, source_fused, logs: dict
+) -> None:
+    """DACS: teacher pseudo-labels, ClassMix + strong augmentation, the weighted mixed loss;
+    then MIC's masked pass on the same pseudo-labels, if configured."""
     model, device = state.model, batch["img"].device
     source, label, target = batch["img"], batch["gt_semantic_seg"], batch["target_img"]
     uda.set_teacher_mode(state.teacher)
@@ -212,7 +258,8 @@ def _self_training_pass(
         mix_losses["total"].backward()
     logs |= {f"loss_mixed_{k}": v.detach() for k, v in mix_losses.items()}
     logs["pseudo_weight"] = pseudo_weight.max()  # the quality scalar q (margins are 0)
-    return pseudo_label, pseudo_weight
+    if cfg.uda.mic is not None:
+        _masked_pass(state, batch, cfg, pseudo_label, pseudo_weight, logs)
 
 
 def _masked_pass(
@@ -226,9 +273,13 @@ def _masked_pass(
     """MIC: the HRDA loss of the masked (colour-augmented) image against the pseudo-labels."""
     mic = cfg.uda.mic
     img, mic_label, mic_weight = masking.mic_inputs(
-        mic.mode, batch["img"], batch["gt_semantic_seg"], batch["target_img"], pseudo_label,
+        mic.mode,
+        batch["img"],
+        batch["gt_semantic_seg"],
+        batch["target_img"],
+        pseudo_label,
         pseudo_weight,
-    )  # fmt: skip
+    )
     masked, _, _ = masking.masked_batch(
         mic.mode,
         img,
@@ -242,9 +293,11 @@ def _masked_pass(
         mic_losses = segmentation_loss(
             state.model.forward_train(masked, state.generator), mic_label, cfg.model, mic_weight
         )
+    # lambda_m scales the fused term only, as the official MIC does (the detail term is kept).
+    loss = mic_losses["total"] + (mic.weight - 1) * mic_losses["fused"]
     with record_function("mic_backward"):
-        (mic.weight * mic_losses["total"]).backward()
-    logs["loss_mic_total"] = mic_losses["total"].detach()
+        loss.backward()
+    logs["loss_mic_total"] = loss.detach()
 
 
 def _alignment_pass(
@@ -298,12 +351,12 @@ def _alignment_pass(
 
 
 @torch.no_grad()
-def refresh_style_prototypes(
+def style_prototypes_of(
     state: TrainState, cfg: ExperimentConfig, images: Iterable[torch.Tensor]
-) -> None:
-    """SHADE: pick the prototype styles by farthest-point sampling over the stage-1 channel
-    statistics of source `images` ((1, 3, H, W) each) under the current encoder (eval mode, at
-    the scale the context branch sees them)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SHADE: the (k, C) prototype means and stds, by farthest-point sampling over the stage-1
+    channel statistics of source `images` ((1, 3, H, W) each) under the current encoder (eval
+    mode, at the scale the context branch sees them). The loop stores them in the state."""
     encoder, device = state.model.encoder, next(state.model.parameters()).device
     scale = cfg.model.context_scale if cfg.model.multi_resolution else 1.0
     was_training = encoder.training
@@ -311,6 +364,12 @@ def refresh_style_prototypes(
     features = (encoder.first_stage(resize(img.to(device), scale)) for img in images)
     means, stds = shade.collect_styles(features, cfg.uda.shade.eps)
     encoder.train(was_training)
-    state.style_hallucination.set_prototypes(
-        *shade.style_prototypes(means, stds, cfg.uda.shade.num_prototypes, state.generator)
-    )
+    return shade.style_prototypes(means, stds, cfg.uda.shade.num_prototypes, state.generator)
+
+
+UDA_METHODS: dict[str, UDAMethod] = {
+    "dacs": UDAMethod(_self_training_pass, teacher=True),  # DACS / the DAFormer recipe, + MIC
+    "advseg": UDAMethod(_alignment_pass, discriminator=True),
+    "minent": UDAMethod(_alignment_pass),
+    "source_only": UDAMethod(None),  # also domain generalization (with SHADE)
+}

@@ -12,20 +12,23 @@ import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Subset
+from tqdm.auto import tqdm
 
 from hrda_lib import shade
-from hrda_lib.experiment import ExperimentConfig, apply_overrides
-from hrda_lib.model import build_segmentor
-from hrda_lib.step import TrainState, build_state, refresh_style_prototypes, train_step
-
-CHECKPOINT_FORMAT = "hrda_lib-train-v1"
+from hrda_lib.checkpoints import read_training_checkpoint, save_training_checkpoint
+from hrda_lib.config import ExperimentConfig, apply_overrides, with_iters
+from hrda_lib.data_setup import build_train_loader, build_val_dataset, style_images
+from hrda_lib.evaluate import evaluate
+from hrda_lib.presets import get_preset, list_presets
+from hrda_lib.step import TrainState, build_state, style_prototypes_of, train_step
 
 
 class NonFiniteLossError(RuntimeError):
@@ -43,75 +46,34 @@ class TrainResult:
 # -- checkpoints ---------------------------------------------------------------------------------
 
 
-def _state_dict_or_none(module) -> dict | None:
-    return module.state_dict() if module is not None else None
-
-
-def save_checkpoint(state: TrainState, cfg: ExperimentConfig, path: Path) -> None:
-    """Everything needed to resume exactly, written to a temporary name and renamed."""
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "config": cfg,
-        "iteration": state.iteration,
-        "model": state.model.state_dict(),
-        "teacher": state.teacher.state_dict() if state.teacher is not None else None,
-        "imnet_encoder": state.imnet_encoder.state_dict() if state.imnet_encoder else None,
-        "optimizer": state.optimizer.state_dict(),
-        "discriminator": _state_dict_or_none(state.discriminator),
-        "discriminator_optimizer": _state_dict_or_none(state.discriminator_optimizer),
-        "style_hallucination": _state_dict_or_none(state.style_hallucination),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "generator": state.generator.get_state(),
-            "classmix": state.classmix_rng.bit_generator.state,
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
-        },
+def global_rng_state() -> dict:
+    """The process-wide RNG states that a resumed run must continue from."""
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
 
 
-def load_checkpoint(state: TrainState, path: Path) -> None:
-    """Restore `state` (weights, optimizer, iteration, every RNG) from `save_checkpoint`."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a training checkpoint of hrda_lib.train")
-    state.model.load_state_dict(payload["model"])
-    if state.teacher is not None:
-        state.teacher.load_state_dict(payload["teacher"])
-    if state.imnet_encoder is not None:
-        state.imnet_encoder.load_state_dict(payload["imnet_encoder"])
-    state.optimizer.load_state_dict(payload["optimizer"])
-    if state.discriminator is not None:
-        state.discriminator.load_state_dict(payload["discriminator"])
-        state.discriminator_optimizer.load_state_dict(payload["discriminator_optimizer"])
-    if state.style_hallucination is not None:
-        state.style_hallucination.load_state_dict(payload["style_hallucination"])
-    state.iteration = payload["iteration"]
-    rng = payload["rng"]
+def set_global_rng_state(rng: dict) -> None:
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-    state.generator.set_state(rng["generator"])
-    state.classmix_rng.bit_generator.state = rng["classmix"]
     np.random.set_state(rng["numpy"])
     random.setstate(rng["python"])
 
 
-def load_trained_model(checkpoint: str | Path, which: str = "model") -> torch.nn.Module:
-    """The student (`"model"`) or the EMA teacher (`"teacher"`) of a training checkpoint, eval."""
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{checkpoint} is not a training checkpoint of hrda_lib.train; for an "
-            "official one use hrda_lib.load_official_checkpoint"
-        )
-    model = build_segmentor(payload["config"].model)
-    model.load_state_dict(payload[which])
-    return model.eval()
+def save_checkpoint(state: TrainState, cfg: ExperimentConfig, path: Path) -> None:
+    """Everything needed to resume exactly, written atomically (`checkpoints`)."""
+    save_training_checkpoint(path, cfg, state.state_dict(), global_rng_state())
+
+
+def load_checkpoint(state: TrainState, path: Path) -> None:
+    """Restore `state` and the global RNGs from `save_checkpoint`."""
+    payload = read_training_checkpoint(path)
+    state.load_state_dict(payload["state"])
+    set_global_rng_state(payload["rng"])
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -150,17 +112,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def with_iters(cfg: ExperimentConfig, iters: int) -> ExperimentConfig:
-    """`cfg` with a schedule of `iters` iterations (intervals clipped to it)."""
-    return replace(
-        cfg,
-        iters=iters,
-        optimizer=replace(cfg.optimizer, max_iters=iters),
-        eval_interval=min(cfg.eval_interval, iters),
-        checkpoint_interval=min(cfg.checkpoint_interval, iters),
-    )
-
-
 def train(
     cfg: ExperimentConfig,
     work_dir: str | Path,
@@ -179,11 +130,6 @@ def train(
         resume: continue from `work_dir/latest.pth` if present.
         progress: show a progress bar with the loss and throughput.
     """
-    import cv2
-
-    from hrda_lib.data_setup import build_train_loader, build_val_dataset, style_images
-    from hrda_lib.evaluate import evaluate
-
     cv2.setNumThreads(0)  # OpenCV threads in the training process would contend with workers
     cfg = with_iters(cfg, iters) if iters else cfg
     work_dir = Path(work_dir)
@@ -218,18 +164,16 @@ def train(
     end = min(cfg.iters, stop_at) if stop_at is not None else cfg.iters
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=end, initial=state.iteration, desc=cfg.name, dynamic_ncols=True)
     batches = iter(loader)
     writer = _tensorboard_writer(work_dir)
     pending: list[dict] = []  # rows whose losses are still device tensors (no sync yet)
     tic = time.perf_counter()
     while state.iteration < end:
-        if state.style_hallucination is not None and shade.needs_refresh(
+        if cfg.uda.shade is not None and shade.needs_refresh(
             state.iteration, cfg.uda.shade.refresh_interval
         ):
-            refresh_style_prototypes(state, cfg, style_images(cfg))
+            state.style_prototypes = style_prototypes_of(state, cfg, style_images(cfg))
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in next(batches).items()}
         if cfg.channels_last:
             batch = {k: _channels_last(v) for k, v in batch.items()}
@@ -284,8 +228,6 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from hrda_lib.presets import get_preset, list_presets
-
     parser = argparse.ArgumentParser(description="Train HRDA (UDA) from a preset.")
     parser.add_argument("preset", nargs="?", help="preset name (see --list)")
     parser.add_argument("--list", action="store_true", help="print the presets, one per line")

@@ -41,33 +41,6 @@ class PipelineConfig:
     # of the AdvSeg / MinEnt baselines and of domain generalization)
 
 
-# --- paper presets (spec 3.10) ---------------------------------------------------------------
-
-
-def gta_hr_pipeline() -> PipelineConfig:
-    """GTA source for HRDA: 1914x1052 -> 2560x1407, 1024 crops, cat_max_ratio 0.75."""
-    return PipelineConfig(scale=(2560, 1440), crop_size=(1024, 1024), cat_max_ratio=0.75)
-
-
-def synthia_hr_pipeline() -> PipelineConfig:
-    """Synthia source for HRDA: 1280x760 -> 2560x1520, 1024 crops, cat_max_ratio 0.75."""
-    return PipelineConfig(scale=(2560, 1520), crop_size=(1024, 1024), cat_max_ratio=0.75)
-
-
-def cityscapes_hr_pipeline(
-    source: bool = False, margins: tuple[int, int, int, int] | None = (30, 240, 30, 30)
-) -> PipelineConfig:
-    """Cityscapes at 2048x1024 with 1024 crops: a target with margins, or a source (CS->ACDC)."""
-    if source:
-        return PipelineConfig(scale=(2048, 1024), crop_size=(1024, 1024), cat_max_ratio=0.75)
-    return PipelineConfig(scale=(2048, 1024), crop_size=(1024, 1024), margins=margins)
-
-
-def acdc_hr_pipeline() -> PipelineConfig:
-    """ACDC / Dark Zurich target at 1920x1080, 1024 crops, no margins."""
-    return PipelineConfig(scale=(1920, 1080), crop_size=(1024, 1024))
-
-
 # --- geometry ----------------------------------------------------------------------------------
 
 
@@ -154,12 +127,6 @@ def pad_to(x: np.ndarray, size: tuple[int, int], value: float) -> np.ndarray:
 def normalize(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (3, H, W) float32 `(x - mean) / std`."""
     return ((image.astype(np.float32) - IMG_MEAN) / IMG_STD).transpose(2, 0, 1).copy()
-
-
-def denormalize(image: np.ndarray) -> np.ndarray:
-    """(3, H, W) normalized float -> (H, W, 3) uint8 RGB (for plots)."""
-    rgb = image.transpose(1, 2, 0) * IMG_STD + IMG_MEAN
-    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
 
 
 # --- photometric distortion (the `CAug` datasets) ----------------------------------------------

@@ -10,8 +10,11 @@ import io
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from hrda_lib.classes import NUM_CLASSES, PALETTE
+from hrda_lib.files import atomic_write_bytes
+from hrda_lib.transforms import IMG_MEAN, IMG_STD
 
 
 def colorize(label: np.ndarray) -> np.ndarray:
@@ -22,9 +25,16 @@ def colorize(label: np.ndarray) -> np.ndarray:
     return table[np.asarray(label).astype(np.uint8)]
 
 
+def to_rgb(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A normalized (3, H, W) image back to (H, W, 3) uint8 RGB, rounded to the nearest value
+    (the inverse of the pipelines' normalization)."""
+    array = image.detach().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
+    rgb = array.transpose(1, 2, 0) * IMG_STD + IMG_MEAN
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
+
 def save_figure(fig, path: Path | str, dpi: int = 120) -> Path:
     """Save a matplotlib figure as PNG via a temporary file and a rename; returns the path."""
-    from hrda_lib.conversion import atomic_write_bytes
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

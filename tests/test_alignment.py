@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from hrda_lib import alignment
-from hrda_lib.experiment import MICConfig, UDAConfig
+from hrda_lib.config import ExperimentConfig, MICConfig, UDAConfig
+from hrda_lib.step import UDA_METHODS, uda_method
 from hrda_lib.transforms import (
     PhotometricParams,
     PipelineConfig,
@@ -80,13 +81,14 @@ def test_discriminator_lr_decays_polynomially_to_zero() -> None:
     assert alignment.discriminator_lr(100, 100, cfg) == 0.0
 
 
-def test_uda_config_validates_the_method() -> None:
-    assert UDAConfig().self_training and UDAConfig().uses_target
-    advseg = UDAConfig(method="advseg")
-    assert not advseg.self_training and advseg.uses_target
+def test_uda_methods_come_from_one_table() -> None:
+    assert uda_method(ExperimentConfig()).teacher and UDAConfig().uses_target
+    advseg = uda_method(ExperimentConfig(uda=UDAConfig(method="advseg")))
+    assert not advseg.teacher and advseg.discriminator
     assert not UDAConfig(method="source_only").uses_target
-    with pytest.raises(ValueError, match="unknown UDA method"):
-        UDAConfig(method="fda")
+    assert set(UDA_METHODS) == {"dacs", "advseg", "minent", "source_only"}
+    with pytest.raises(ValueError, match="unknown UDA method 'fda'; expected one of dacs"):
+        uda_method(ExperimentConfig(uda=UDAConfig(method="fda")))
     with pytest.raises(ValueError, match="MIC"):
         UDAConfig(method="minent", mic=MICConfig())
 

@@ -38,8 +38,9 @@ def test_speed_benchmark_measures_finite_numbers() -> None:
 def test_model_benchmark_times_one_forward() -> None:
     bench = _load("model_benchmark")
     cfg = get_preset("smoke_hrda").model
-    result = bench.time_train_forward(cfg, batch=1, context=64, device=torch.device("cpu"),
-                                      iters=1, warmup=0)  # fmt: skip
+    result = bench.time_train_forward(
+        cfg, batch=1, context=64, device=torch.device("cpu"), iters=1, warmup=0
+    )
     assert result["seconds_per_iter"] > 0 and math.isfinite(result["peak_memory_mb"])
 
 

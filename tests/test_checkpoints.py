@@ -54,8 +54,14 @@ def test_segformer_imagenet_weights_load_with_a_report(mit_keys: dict, tmp_path:
 def test_resnet_v1c_keys_convert_from_mmcv_names() -> None:
     encoder = ResNetV1cEncoder()
     timm_keys = encoder.resnet.state_dict()
-    inverse = {"conv1.0.": "stem.0.", "conv1.1.": "stem.1.", "conv1.3.": "stem.3.",
-               "conv1.4.": "stem.4.", "conv1.6.": "stem.6.", "bn1.": "stem.7."}  # fmt: skip
+    inverse = {
+        "conv1.0.": "stem.0.",
+        "conv1.1.": "stem.1.",
+        "conv1.3.": "stem.3.",
+        "conv1.4.": "stem.4.",
+        "conv1.6.": "stem.6.",
+        "bn1.": "stem.7.",
+    }
     mmcv = {}
     for key, value in timm_keys.items():
         for new, old in inverse.items():

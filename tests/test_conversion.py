@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hrda_lib import conversion
+from hrda_lib import conversion, files
 from hrda_lib.conversion import (
     CITYSCAPES_ID_TO_TRAIN_ID,
     GTA_ID_TO_TRAIN_ID,
@@ -63,8 +63,20 @@ def test_tables_equal_the_official_ones(golden):
 def test_mapillary_merges_classes():
     ids = np.array([[13, 24, 41, 2, 15, 45, 47, 20, 21, 22, 52, 0, 65]], dtype=np.uint8)
     assert to_train_ids(ids, MAPILLARY_ID_TO_TRAIN_ID)[0].tolist() == [
-        0, 0, 0, 1, 1, 5, 5, 12, 12, 12, 18, 255, 255
-    ]  # fmt: skip
+        0,
+        0,
+        0,
+        1,
+        1,
+        5,
+        5,
+        12,
+        12,
+        12,
+        18,
+        255,
+        255,
+    ]
 
 
 def test_gta_conversion_on_the_golden_probe(tmp_path, golden):
@@ -185,7 +197,7 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     def interrupted(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(conversion.os, "replace", interrupted)
+    monkeypatch.setattr(files.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         convert_gta(tmp_path, nproc=1)
     assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == ["00001.png"]

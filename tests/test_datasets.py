@@ -3,43 +3,43 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from data_fixtures import tiny_synthetic_root
 from torch.utils.data import DataLoader
 
 from hrda_lib import datasets, synthetic
 from hrda_lib.crops import pseudo_label_margin_mask
+from hrda_lib.presets import synthetic_data
 from hrda_lib.transforms import (
     PipelineConfig,
     crop_array,
     crop_box_with_cat_max_ratio,
     crop_is_balanced,
-    denormalize,
     random_crop_box,
     rescale_size,
     train_transform,
 )
+from hrda_lib.viz import to_rgb
 
 CONFIG = synthetic.tiny()  # 64 x 128 images
 
 
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory):
-    return tiny_synthetic_root(tmp_path_factory)
-
-
 @pytest.fixture(scope="module")
 def source(tiny_root):
-    return datasets.gta(tiny_root / "gta", synthetic.source_pipeline(CONFIG), seed=1)
+    return datasets.read_dataset(
+        "gta", tiny_root / "gta", "train", synthetic_data("tiny").source_pipeline, seed=1
+    )
 
 
 @pytest.fixture(scope="module")
 def target(tiny_root):
-    pipeline = synthetic.target_pipeline(CONFIG, margins=(2, 6, 3, 1))
-    return datasets.cityscapes(tiny_root / "cityscapes", "train", pipeline, labels=False, seed=2)
+    pipeline = replace(synthetic_data("tiny").target_pipeline, margins=(2, 6, 3, 1))
+    return datasets.read_dataset(
+        "cityscapes", tiny_root / "cityscapes", "train", pipeline, labels=False, seed=2
+    )
 
 
 def test_source_sample_contract(source):
@@ -100,7 +100,7 @@ def test_flip_mirrors_image_label_and_mask_together():
     out = train_transform(rng_image, label, config, np.random.default_rng(0))
     assert out["flip"]
     assert np.array_equal(out["gt_semantic_seg"], label[:, ::-1])
-    assert np.array_equal(denormalize(out["img"]), rng_image[:, ::-1])
+    assert np.array_equal(to_rgb(out["img"]), rng_image[:, ::-1])
     assert (out["valid_pseudo_mask"][:, -5:] == 0).all() and (
         out["valid_pseudo_mask"][:, :-5] == 1
     ).all()
@@ -138,8 +138,8 @@ def test_cat_max_ratio_redraws_like_mmseg():
 
 
 def test_test_pipeline_keeps_the_original_label(tiny_root):
-    val = datasets.cityscapes(
-        tiny_root / "cityscapes", "val", PipelineConfig(scale=(64, 32)), train=False
+    val = datasets.read_dataset(
+        "cityscapes", tiny_root / "cityscapes", "val", PipelineConfig(scale=(64, 32)), train=False
     )
     sample = val[0]
     assert sample["img"].shape == (3, 32, 64)  # resized to the test scale
@@ -158,20 +158,27 @@ def test_uda_dataset_pairs_source_with_random_targets(source, target):
     assert "cityscapes/leftImg8bit/train" in sample["target_img_path"]
     assert len({uda[i]["target_img_path"] for i in range(24)}) > 2
     with pytest.raises(ValueError, match="training pipelines"):
-        datasets.UDADataset(source, datasets.cityscapes(
-            source.root.parent / "cityscapes", "val", synthetic.test_pipeline(CONFIG), train=False
-        ))  # fmt: skip
+        datasets.UDADataset(
+            source,
+            datasets.read_dataset(
+                "cityscapes",
+                source.root.parent / "cityscapes",
+                "val",
+                synthetic_data("tiny").test_pipeline,
+                train=False,
+            ),
+        )
 
 
 def test_source_only_dataset_with_rcs(source):
-    dg = datasets.SourceOnlyDataset(source, rcs=synthetic.rcs_config(CONFIG), seed=0)
+    dg = datasets.SourceOnlyDataset(source, rcs=synthetic_data("tiny").rcs, seed=0)
     sample = dg[0]
     assert {"img", "gt_semantic_seg", "rare_class", "img_path"} <= set(sample)
     assert len(dg) == len(source)
 
 
 def test_dataloader_workers_give_the_same_batches(source, target):
-    uda = datasets.UDADataset(source, target, rcs=synthetic.rcs_config(CONFIG), seed=0)
+    uda = datasets.UDADataset(source, target, rcs=synthetic_data("tiny").rcs, seed=0)
 
     def batches(num_workers):
         loader = DataLoader(
@@ -203,10 +210,14 @@ def test_readers_of_the_other_layouts(tiny_root, tmp_path):
     """ACDC, Dark Zurich, BDD100K and Mapillary readers on copies of the tiny target files."""
     images = sorted((tiny_root / "cityscapes" / "leftImg8bit" / "val").rglob("*.png"))[:2]
     labels = [
-        tiny_root / "cityscapes" / "gtFine" / "val" / p.parent.name
+        tiny_root
+        / "cityscapes"
+        / "gtFine"
+        / "val"
+        / p.parent.name
         / p.name.replace("_leftImg8bit", "_gtFine_labelTrainIds")
         for p in images
-    ]  # fmt: skip
+    ]
     test = PipelineConfig(scale=(128, 64))
     for i, (img, label) in enumerate(zip(images, labels, strict=True)):
         acdc_stem, dz = f"GOPR0400_frame_{i:06d}", tmp_path / "dz"
@@ -218,7 +229,7 @@ def test_readers_of_the_other_layouts(tiny_root, tmp_path):
             dz / "gt" / "val" / "night" / "GOPR0356" / f"f{i}_gt_labelTrainIds.png": label,
             tmp_path / "bdd" / "labels" / "sem_seg" / "masks" / "val" / f"b{i}.png": label,
             tmp_path / "map" / "validation" / "labels" / f"m{i}_labelTrainIds.png": label,
-        }  # fmt: skip
+        }
         for dst, src in copies.items():
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, dst)
@@ -231,11 +242,18 @@ def test_readers_of_the_other_layouts(tiny_root, tmp_path):
 
             name = f"b{i}.jpg" if "bdd" in str(folder) else f"m{i}.jpg"
             cv2.imwrite(str(folder / name), cv2.imread(str(img)))
-    acdc = datasets.acdc(tmp_path / "acdc", "val", test, train=False)
-    dz_train = datasets.dark_zurich(tmp_path / "dz", "train", synthetic.target_pipeline(CONFIG))
-    dz_val = datasets.dark_zurich(tmp_path / "dz", "val", test, train=False)
-    bdd = datasets.bdd100k(tmp_path / "bdd", test)
-    mapillary = datasets.mapillary(tmp_path / "map", test)
+    acdc = datasets.read_dataset("acdc", tmp_path / "acdc", "val", test, train=False)
+    dz_train = datasets.read_dataset(
+        "dark_zurich",
+        tmp_path / "dz",
+        "train",
+        replace(synthetic_data("tiny").target_pipeline, margins=None),
+    )
+    dz_val = datasets.read_dataset("dark_zurich", tmp_path / "dz", "val", test, train=False)
+    bdd = datasets.read_dataset("bdd100k", tmp_path / "bdd", "val", test, train=False)
+    mapillary = datasets.read_dataset(
+        "mapillary", tmp_path / "map", "validation", test, train=False
+    )
     for dataset in (acdc, dz_val, bdd, mapillary):
         assert len(dataset) == 2
         assert dataset[1]["gt_semantic_seg"].shape == (64, 128)

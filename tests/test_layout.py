@@ -89,8 +89,10 @@ def test_label_of_the_wrong_size(tmp_path):
 def test_cityscapes_acdc_dark_zurich_mapillary_layouts(tmp_path):
     cs = tmp_path / "cs"
     save(cs / "leftImg8bit" / "train" / "aachen" / "aachen_000000_000019_leftImg8bit.png")
-    save(cs / "gtFine" / "train" / "aachen" / "aachen_000000_000019_gtFine_labelTrainIds.png",
-         channels=1)  # fmt: skip
+    save(
+        cs / "gtFine" / "train" / "aachen" / "aachen_000000_000019_gtFine_labelTrainIds.png",
+        channels=1,
+    )
     [(img, label)] = find_pairs(cityscapes_layout(cs, "train"))
     assert label.name == "aachen_000000_000019_gtFine_labelTrainIds.png"
     assert find_pairs(cityscapes_layout(cs, "train", labels=False)) == [(img, None)]

@@ -6,11 +6,11 @@ import json
 from collections import Counter
 
 import pytest
-import timm
 import torch
 from torch import nn
 
 from hrda_lib import optim
+from hrda_lib.encoders import MiTEncoder
 from hrda_lib.paths import golden_root
 
 GOLDEN = golden_root() / "pure_functions.json"
@@ -35,8 +35,22 @@ def _head() -> nn.Module:
 
 @pytest.fixture(scope="module")
 def modules() -> tuple[nn.Module, list[nn.Module]]:
-    encoder = timm.create_model("pvt_v2_b0", pretrained=False, num_classes=0)
-    return encoder, [_head(), _head()]
+    return MiTEncoder("mit_b0"), [_head(), _head()]
+
+
+def _params(heads: list[nn.Module]) -> list[nn.Parameter]:
+    return [p for head in heads for p in head.parameters()]
+
+
+class _DecayEverything(nn.Module):
+    """An encoder with ResNet's rule: its norms (BatchNorm) are decayed too."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.inner = encoder
+
+    def no_decay_parameters(self) -> list[nn.Parameter]:
+        return []
 
 
 def test_config_matches_official(golden: dict) -> None:
@@ -77,7 +91,7 @@ def test_param_groups_follow_the_official_rule(golden: dict, modules) -> None:
         ("head" if name.startswith("decode_head") else "backbone", s["lr"], s["weight_decay"])
         for name, s in table.items()
     )
-    groups = {g["name"]: g for g in optim.build_param_groups(encoder, heads, cfg)}
+    groups = {g["name"]: g for g in optim.build_param_groups(encoder, _params(heads), cfg)}
     ours = Counter()
     for group in groups.values():
         kind = "head" if group["name"] == "heads" else "backbone"
@@ -101,7 +115,7 @@ def test_param_groups_follow_the_official_rule(golden: dict, modules) -> None:
 def test_resnet_style_encoder_norms_are_decayed(modules) -> None:
     encoder, heads = modules
     groups = optim.build_param_groups(
-        encoder, heads, optim.adamw_config(), encoder_norm_no_decay=False
+        _DecayEverything(encoder), _params(heads), optim.adamw_config()
     )
     assert [g["name"] for g in groups] == ["encoder", "heads"]
     assert all(g["weight_decay"] == 0.01 for g in groups)
@@ -110,7 +124,7 @@ def test_resnet_style_encoder_norms_are_decayed(modules) -> None:
 def test_set_lr_applies_schedule_per_group(golden: dict, modules) -> None:
     encoder, heads = modules
     cfg = optim.adamw_config()
-    optimizer = optim.build_optimizer(encoder, heads, cfg)
+    optimizer = optim.build_optimizer(encoder, _params(heads), cfg)
     assert isinstance(optimizer, torch.optim.AdamW)
     row = next(r for r in golden["values"] if r["iter"] == 1000)
     optim.set_lr(optimizer, 1000, cfg)
@@ -126,7 +140,7 @@ def test_set_lr_applies_schedule_per_group(golden: dict, modules) -> None:
 def test_sgd_baseline_has_no_head_multiplier(modules) -> None:
     encoder, heads = modules
     cfg = optim.sgd_config()
-    optimizer = optim.build_optimizer(encoder, heads, cfg, encoder_norm_no_decay=False)
+    optimizer = optim.build_optimizer(_DecayEverything(encoder), _params(heads), cfg)
     assert isinstance(optimizer, torch.optim.SGD)
     optim.set_lr(optimizer, 20000, cfg)
     assert {g["lr"] for g in optimizer.param_groups} == {0.0025 * 0.5}
@@ -135,6 +149,6 @@ def test_sgd_baseline_has_no_head_multiplier(modules) -> None:
 
 
 def test_shared_parameter_is_rejected() -> None:
-    head = _head()
-    with pytest.raises(ValueError):
-        optim.build_param_groups(head, [head], optim.adamw_config())
+    encoder = MiTEncoder("mit_b0")
+    with pytest.raises(ValueError, match="more than one"):
+        optim.build_param_groups(encoder, list(encoder.parameters())[:3], optim.adamw_config())

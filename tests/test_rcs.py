@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import struct
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from data_fixtures import tiny_synthetic_root
 
-from hrda_lib import datasets, synthetic
+from hrda_lib import datasets
 from hrda_lib.paths import golden_root
+from hrda_lib.presets import synthetic_data
 from hrda_lib.rcs import (
     RCSConfig,
     build_rare_class_sampler,
@@ -25,11 +26,6 @@ from hrda_lib.rcs import (
 def golden() -> dict:
     with open(golden_root() / "pure_functions.json") as f:
         return json.load(f)["b_rare_class_sampling"]
-
-
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory):
-    return tiny_synthetic_root(tmp_path_factory)
 
 
 def float32_hex(x: float) -> str:
@@ -108,8 +104,9 @@ def test_sampler_drops_classes_without_candidates(tmp_path, golden):
 
 
 def test_rare_class_sample_recrops_the_same_file_at_most_ten_times(tiny_root, monkeypatch):
-    config = synthetic.tiny()
-    source = datasets.gta(tiny_root / "gta", synthetic.source_pipeline(config))
+    source = datasets.read_dataset(
+        "gta", tiny_root / "gta", "train", synthetic_data("tiny").source_pipeline
+    )
     # An unreachable acceptance threshold: 1 crop + 10 re-crops, all of one decoded file.
     sampler = build_rare_class_sampler(
         tiny_root / "gta", source.label_paths, RCSConfig(min_pixels=1, min_crop_ratio=1e9)
@@ -124,11 +121,16 @@ def test_rare_class_sample_recrops_the_same_file_at_most_ten_times(tiny_root, mo
 
 
 def test_rare_class_sampling_shows_the_class(tiny_root):
-    config = synthetic.tiny()
-    source = datasets.gta(tiny_root / "gta", synthetic.source_pipeline(config))
-    rcs = synthetic.rcs_config(config)
-    uda_target = datasets.cityscapes(
-        tiny_root / "cityscapes", "train", synthetic.target_pipeline(config), labels=False
+    source = datasets.read_dataset(
+        "gta", tiny_root / "gta", "train", synthetic_data("tiny").source_pipeline
+    )
+    rcs = synthetic_data("tiny").rcs
+    uda_target = datasets.read_dataset(
+        "cityscapes",
+        tiny_root / "cityscapes",
+        "train",
+        replace(synthetic_data("tiny").target_pipeline, margins=None),
+        labels=False,
     )
     uda = datasets.UDADataset(source, uda_target, rcs=rcs, seed=0)
     shown = 0

@@ -1,4 +1,5 @@
-"""The notebook runner: up-to-date skipping, parameters per profile, and the failure report.
+"""The reproduction apparatus: the notebook runner (up-to-date skipping, parameters per profile,
+the failure report), the catalogue of rows and profiles, and the `compare` command line.
 
 Throwaway notebooks in tmp_path stand in for the real ones (a kernel start each, ~3 s).
 """
@@ -11,11 +12,13 @@ import time
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from hrda_lib import reproduce
-from hrda_lib.notebook_utils import write_run_config
+from hrda_lib import compare, presets
+from hrda_lib.reproduction import catalogue, runner
+from hrda_lib.reproduction.results import write_run_config
 
 
 def _notebook(path: Path, body: str) -> Path:
@@ -34,9 +37,9 @@ def _notebook(path: Path, body: str) -> Path:
 
 
 WRITES_CONFIG = """
-from hrda_lib import notebook_utils as nbu
-out = nbu.results_dir("{stem}")
-nbu.write_run_config(out, {{"profile": profile, "seeds": seeds}})
+from hrda_lib.reproduction.results import results_dir, write_run_config
+out = results_dir("{stem}")
+write_run_config(out, {{"profile": profile, "seeds": seeds}})
 """
 
 
@@ -65,36 +68,34 @@ def test_staleness_reasons(tmp_path: Path, results: Path) -> None:
     params = {"profile": "smoke", "seeds": [0]}
 
     def record_provenance() -> None:
-        record = reproduce.provenance(source, results, library)
+        record = runner.provenance(source, results, library)
         (results / "04_tiny" / "provenance.json").write_text(json.dumps(record))
 
-    assert reproduce.staleness(source, params, results, library) == "no results yet"
+    assert runner.staleness(source, params, results, library) == "no results yet"
     _record(results, "04_tiny", params)
-    assert reproduce.staleness(source, params, results, library) == "no provenance record"
+    assert runner.staleness(source, params, results, library) == "no provenance record"
     record_provenance()
-    assert reproduce.staleness(source, params, results, library) is None
+    assert runner.staleness(source, params, results, library) is None
     changed = {"profile": "quick", "seeds": [0]}
-    assert reproduce.staleness(source, changed, results, library) == "parameters changed: profile"
+    assert runner.staleness(source, changed, results, library) == "parameters changed: profile"
 
     # Content, not file times: touching a file changes nothing, editing one does.
     _age(source, -100)
-    assert reproduce.staleness(source, params, results, library) is None
+    assert runner.staleness(source, params, results, library) is None
     (library / "module.py").write_text("x = 1\n")
-    assert (
-        reproduce.staleness(source, params, results, library) == "the notebook or hrda_lib changed"
-    )
+    assert runner.staleness(source, params, results, library) == "the notebook or hrda_lib changed"
     record_provenance()
-    assert reproduce.staleness(source, params, results, library) is None
+    assert runner.staleness(source, params, results, library) is None
 
     _record(results, "01_other", {"profile": "smoke"})  # 04 reads 01: new results -> stale
-    assert reproduce.staleness(source, params, results, library) == "01_other has newer results"
+    assert runner.staleness(source, params, results, library) == "01_other has newer results"
     record_provenance()
-    assert reproduce.staleness(source, params, results, library) is None
+    assert runner.staleness(source, params, results, library) is None
 
 
 def test_notebook_parameters_follow_the_profile_and_the_declared_names(tmp_path: Path) -> None:
     source = _notebook(tmp_path / "01_x.ipynb", "pass")  # declares profile and seeds, not iters
-    assert reproduce.notebook_parameters(source, "synthetic") == {
+    assert runner.notebook_parameters(source, "synthetic") == {
         "profile": "synthetic",
         "seeds": [0, 1, 2],
     }
@@ -105,16 +106,16 @@ def test_run_executes_then_skips_until_forced(tmp_path: Path, results: Path) -> 
     _age(source, 100)
     lines: list[str] = []
 
-    first = reproduce.run("smoke", results=results, notebooks=[source], log=lines.append)
+    first = runner.run("smoke", results=results, notebooks=[source], log=lines.append)
     assert [d["status"] for d in first] == ["ran"]
     assert (results / "01_tiny" / "01_tiny.ipynb").is_file()  # the executed copy
     recorded = json.loads((results / "01_tiny" / "config.json").read_text())
     assert recorded["parameters"] == {"profile": "smoke", "seeds": [0]}
     assert recorded["git_commit"] and recorded["versions"]["torch"]
 
-    second = reproduce.run("smoke", results=results, notebooks=[source], log=lines.append)
+    second = runner.run("smoke", results=results, notebooks=[source], log=lines.append)
     assert [d["status"] for d in second] == ["skipped"]
-    forced = reproduce.run("smoke", force=True, results=results, notebooks=[source], log=print)
+    forced = runner.run("smoke", force=True, results=results, notebooks=[source], log=print)
     assert [d["status"] for d in forced] == ["ran"]
     assert any("skipped (up to date)" in line for line in lines)
     assert any("done in" in line for line in lines)
@@ -131,8 +132,8 @@ def test_failure_report_names_notebook_cell_error_and_executed_copy(
     for path in (ok, bad, later):
         _age(path, 100)
 
-    with pytest.raises(reproduce.NotebookFailure) as caught:
-        reproduce.run("smoke", results=results, notebooks=[ok, bad, later], log=print)
+    with pytest.raises(runner.NotebookFailure) as caught:
+        runner.run("smoke", results=results, notebooks=[ok, bad, later], log=print)
     failure = caught.value
     assert failure.notebook == "02_broken"
     assert failure.error == "ValueError: boom in cell"
@@ -146,40 +147,76 @@ def test_failure_report_names_notebook_cell_error_and_executed_copy(
     assert str(failure.executed_copy) in report
 
     # The command line prints the report and exits non-zero.
-    monkeypatch.setattr(reproduce, "NOTEBOOKS_DIR", notebooks)
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", notebooks)
     with pytest.raises(SystemExit) as exited:
-        reproduce.main(["--profile", "smoke", "--only", "02"])
+        runner.main(["--profile", "smoke", "--only", "02"])
     assert exited.value.code == 1
     err = capsys.readouterr().err
     assert "FAILED: notebook 02_broken" in err and "boom in cell" in err
 
 
 def test_profiles_define_distinct_experiments_for_their_rows() -> None:
-    for profile in reproduce.PROFILES.values():
-        assert profile.seeds and set(profile.main) == set(reproduce.MAIN_ROWS)
+    for profile in catalogue.PROFILES.values():
+        assert profile.seeds and set(profile.main) == set(catalogue.MAIN_ROWS)
         keys = {*profile.main, *profile.crop_sizes, *profile.components}
-        configs = [reproduce.row_config(profile, key) for key in keys]
+        configs = [catalogue.row_config(profile, key) for key in keys]
         assert len({cfg.name for cfg in configs}) == len(keys), profile.name  # a folder per row
         for cfg in configs:  # MiT's stage-1 spatial reduction (kernel 8 at stride 4) needs 32 px
-            assert min(reproduce.encoder_input_sizes(cfg)) >= 32, (profile.name, cfg.name)
-    quick = reproduce.PROFILES["quick"]
-    assert len({*quick.main, *quick.crop_sizes, *quick.components}) == 8  # `make demo` budget
-    assert reproduce.PROFILES["synthetic"].seeds == (0, 1, 2)
+            assert min(presets.encoder_input_sizes(cfg)) >= 32, (profile.name, cfg.name)
+    assert catalogue.PROFILES["synthetic"].seeds == (0, 1, 2)
+
+
+def test_every_table_row_has_a_name_and_an_experiment() -> None:
+    tables = {**catalogue.MAIN_TABLES, **catalogue.CROP_SIZE_TABLES, **catalogue.COMPONENT_TABLES}
+    keys = catalogue.rows_of(tables) + tuple(
+        k for p in catalogue.UDA_METHOD_PAIRS_PAPER.values() for k in p
+    )
+    for key in keys:
+        assert key in presets.ROWS and key in catalogue.ROW_NAMES, key
+        assert catalogue.row_config("paper", key).name  # every row also exists on real data
 
 
 def test_crop_rows_and_labels_follow_the_paper_notation() -> None:
-    quick = reproduce.PROFILES["quick"]
-    assert reproduce.context_size(quick) == 256
-    cfg = reproduce.row_config(quick, "hrda_context0.75_detail0.375")
-    assert cfg.data.source_pipeline.crop_size == (192, 192)
+    quick = catalogue.PROFILES["quick"]
+    assert catalogue.context_size(quick) == 256
+    cfg = catalogue.row_config(quick, "hrda_context0.75_detail0.375")
+    # The official small-crop rows: crops of the full context, then one sync window of 192.
+    assert cfg.data.source_pipeline.crop_size == (256, 256)
+    assert cfg.data.sync_crop_size == (192, 192)
     assert cfg.model.detail_crop_size == (96, 96) and cfg.test_window == (192, 192)
-    assert reproduce.crop_label(cfg, quick) == "LR0.75 + HR0.375"
-    same = reproduce.row_config(quick, "hrda_context0.5")  # detail = context: LR loss on
-    assert same.model.lr_loss_weight == same.model.detail_loss_weight == 0.1
-    assert reproduce.crop_label(reproduce.row_config(quick, "daformer_lr"), quick) == "LR1.0"
-    assert reproduce.crop_label(reproduce.row_config(quick, "daformer_lr0.5"), quick) == "LR0.5"
-    assert reproduce.crop_label(reproduce.row_config(quick, "daformer_hr"), quick) == "HR0.5"
-    assert reproduce.crop_label(reproduce.row_config(quick, "daformer_hr0.75"), quick) == "HR0.75"
-    paper = reproduce.row_config("paper", "hrda_detail0.25")
+    assert catalogue.crop_label(cfg, quick) == "LR0.75 + HR0.375"
+    same = catalogue.row_config(quick, "hrda_context0.5")  # detail = context: LR loss on
+    assert same.model.context_loss_weight == same.model.detail_loss_weight == 0.1
+    assert same.uda.fd_on_detail
+    assert catalogue.crop_label(catalogue.row_config(quick, "daformer_lr"), quick) == "LR1.0"
+    assert catalogue.crop_label(catalogue.row_config(quick, "daformer_lr0.5"), quick) == "LR0.5"
+    assert catalogue.crop_label(catalogue.row_config(quick, "daformer_hr"), quick) == "HR0.5"
+    assert catalogue.crop_label(catalogue.row_config(quick, "daformer_hr0.75"), quick) == "HR0.75"
+    assert catalogue.crop_label(catalogue.row_config(quick, "samescale"), quick) == "LR1.0 + LR0.5"
+    paper = catalogue.row_config("paper", "detail0.25")
     assert paper.model.detail_crop_size == (256, 256)
-    assert reproduce.crop_label(paper, "paper") == "LR1.0 + HR0.25"
+    assert catalogue.crop_label(paper, "paper") == "LR1.0 + HR0.25"
+
+
+def test_rcs_crop_ratio_scales_with_the_pixel_count_on_lr_data() -> None:
+    for profile in ("paper", "quick"):
+        hrda = catalogue.row_config(profile, "hrda")
+        lr = catalogue.row_config(profile, "daformer_lr")
+        assert hrda.data.rcs.min_crop_ratio == 2.0 and lr.data.rcs.min_crop_ratio == 0.5
+        assert lr.data.rcs.min_pixels == hrda.data.rcs.min_pixels  # judged on full-res stats
+
+
+def test_compare_cli_trains_evaluates_and_tabulates(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HRDA_DATA", str(tmp_path / "data"))
+    out = tmp_path / "compare"
+    compare.main(
+        ["--profile", "smoke", "--rows", "daformer_lr", "hrda", "--iters", "2", "--out", str(out)]
+    )
+    table = pd.read_csv(out / "table.csv")
+    assert list(table.columns[:5]) == ["row", "seed", "iters", "profile", "miou"]
+    assert list(table["row"]) == ["daformer_lr", "hrda"] and (table["iters"] == 2).all()
+    assert "road" in table.columns and table["miou"].between(0, 100).all()
+    assert "Measured on: synthetic 'tiny'" in (out / "table.md").read_text()
+    # A second call reuses the finished runs.
+    compare.main(["--profile", "smoke", "--rows", "hrda", "--iters", "2", "--out", str(out)])
+    assert len(list((out / "runs").iterdir())) == 2

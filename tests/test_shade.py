@@ -1,5 +1,5 @@
-"""SHADE style hallucination: statistics, FPS prototypes, Gamma/Dirichlet sampling, the module
-and the style-consistency loss (values from the reference spec or computed by hand)."""
+"""SHADE style hallucination: statistics, FPS prototypes, Gamma/Dirichlet sampling, the batch
+doubling and the style-consistency loss (values from the reference spec or computed by hand)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 
 from hrda_lib.shade import (
     SHADEConfig,
-    StyleHallucination,
     channel_style,
     collect_styles,
+    double_with_styles,
     farthest_point_sampling,
     hallucinate,
     needs_refresh,
@@ -198,46 +198,28 @@ def test_hallucinate_deterministic_and_differentiable() -> None:
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
-# ----------------------------------------------------------------------------- module
+# ----------------------------------------------------------------------------- batch doubling
 
 
-def _ready_module(k: int = 3, c: int = 4) -> StyleHallucination:
-    module = StyleHallucination(c)
+def _prototypes(k: int = 3, c: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     means, stds = collect_styles([_features(7, (k, c, 4, 4))])
-    module.set_prototypes(*style_prototypes(means, stds, 64, _gen(0)))  # N = k < 64
-    return module
+    return style_prototypes(means, stds, 64, _gen(0))  # N = k < 64
 
 
-def test_module_doubles_batch_and_keeps_originals() -> None:
-    module = _ready_module()
+def test_doubling_keeps_originals_and_restyles_copies() -> None:
+    prototypes = _prototypes()
+    assert prototypes[0].shape == (3, 4)
     x = _features(shape=(2, 4, 5, 5))
-    out = module(x, _gen(1))
+    out = double_with_styles(x, prototypes, SHADEConfig(), _gen(1))
     assert out.shape == (4, 4, 5, 5)
     assert torch.equal(out[:2], x)
     assert not torch.allclose(out[2:], x)
-    assert module.proto_mean.shape == (3, 4)
+    assert torch.equal(out, double_with_styles(x, prototypes, SHADEConfig(), _gen(1)))
 
 
-def test_module_errors_before_prototypes() -> None:
-    module = StyleHallucination(4)
-    assert not bool(module.ready)
-    with pytest.raises(RuntimeError, match="no prototypes"):
-        module(_features(), _gen(0))
-    with pytest.raises(ValueError):
-        module.set_prototypes(torch.zeros(2, 5), torch.ones(2, 5))  # wrong channel count
-
-
-def test_module_state_dict_round_trip() -> None:
-    module = _ready_module(k=3)
-    state = module.state_dict()
-    assert set(state) == {"proto_mean", "proto_std", "ready"}
-    fresh = StyleHallucination(4)  # 64 placeholder prototypes, not ready
-    fresh.load_state_dict(state)
-    assert bool(fresh.ready)
-    torch.testing.assert_close(fresh.proto_mean, module.proto_mean)
-    torch.testing.assert_close(fresh.proto_std, module.proto_std)
-    x = _features(shape=(2, 4, 5, 5))
-    assert torch.equal(fresh(x, _gen(2)), module(x, _gen(2)))
+def test_doubling_rejects_features_of_another_width() -> None:
+    with pytest.raises(ValueError, match="features must be"):
+        double_with_styles(_features(shape=(2, 5, 5, 5)), _prototypes(c=4), SHADEConfig())
 
 
 # ----------------------------------------------------------------------------- loss

@@ -7,24 +7,41 @@ import sys
 
 import numpy as np
 import pytest
-from data_fixtures import tiny_synthetic_root
 from PIL import Image
 
-from hrda_lib import datasheet, synthetic
+from hrda_lib import synthetic
 from hrda_lib.classes import PALETTE
 from hrda_lib.paths import REPO_ROOT
-from hrda_lib.synthetic_scene import draw_scene
+from hrda_lib.synthetic import datasheet, render
+from hrda_lib.synthetic.scene import draw_scene
 from hrda_lib.viz import colorize, save_figure
 
-CLASS = {name: i for i, name in enumerate(
-    ("road", "sidewalk", "building", "wall", "fence", "pole", "light", "sign", "vegetation",
-     "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
-)}  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory):
-    return tiny_synthetic_root(tmp_path_factory)
+CLASS = {
+    name: i
+    for i, name in enumerate(
+        (
+            "road",
+            "sidewalk",
+            "building",
+            "wall",
+            "fence",
+            "pole",
+            "light",
+            "sign",
+            "vegetation",
+            "terrain",
+            "sky",
+            "person",
+            "rider",
+            "car",
+            "truck",
+            "bus",
+            "train",
+            "motorcycle",
+            "bicycle",
+        )
+    )
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +61,28 @@ def test_layouts_and_label_ids(tiny_root):
     raw = Image.open(gta / "labels" / "00001.png")
     assert raw.mode == "P" and raw.size == (128, 64)  # GTA: palette PNG of Cityscapes ids
     ids = set(np.unique(np.asarray(raw)).tolist())
-    assert {7, 11, 23} <= ids and ids <= {0, 7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25,
-                                          26, 27, 28, 31, 32, 33}  # fmt: skip
+    assert {7, 11, 23} <= ids and ids <= {
+        0,
+        7,
+        8,
+        11,
+        12,
+        13,
+        17,
+        19,
+        20,
+        21,
+        22,
+        23,
+        24,
+        25,
+        26,
+        27,
+        28,
+        31,
+        32,
+        33,
+    }
     cs = tiny_root / "cityscapes"
     images = sorted((cs / "leftImg8bit" / "train").rglob("*_leftImg8bit.png"))
     assert len(images) == 6 and images[0].parent.parent.name == "train"
@@ -79,7 +116,7 @@ def test_generation_is_deterministic(tmp_path):
 
 
 def test_domain_gap_by_construction_and_measurement(measured):
-    source, target = synthetic.SOURCE_COLORS, synthetic.target_colors(0.3)
+    source, target = render.SOURCE_COLORS, render.target_colors(0.3)
     shift = np.linalg.norm(target - source, axis=1)
     assert (shift[2:] > 5).all()  # every class colour moved (road/sidewalk: see context test)
     colour = measured["colour_iou"]
@@ -114,11 +151,11 @@ def test_class_frequencies_are_skewed_like_gta(scene_labels):
     assert (share > 0).all()  # all 19 classes occur
     for name in ("rider", "motorcycle", "bicycle", "train"):
         assert 0.001 < share[CLASS[name]] < 0.03, name  # rare, but not a handful of pixels
-        assert present[CLASS[name]] > 0.15, name
+        assert present[CLASS[name]] > 0.1, name
     assert share[CLASS["road"]] > 10 * share[CLASS["rider"]]
 
 
-def test_poles_are_two_to_three_pixels_wide_at_quick_size(scene_labels):
+def test_poles_are_one_to_three_pixels_wide_at_quick_size(scene_labels):
     widths = []
     for label in scene_labels[:10]:
         row = (label == CLASS["pole"]).astype(np.int8)
@@ -126,24 +163,56 @@ def test_poles_are_two_to_three_pixels_wide_at_quick_size(scene_labels):
         starts, ends = np.nonzero(edges == 1), np.nonzero(edges == -1)
         widths += (ends[1] - starts[1]).tolist()
     values, counts = np.unique(widths, return_counts=True)
-    assert values[counts.argmax()] in (2, 3)  # the most common run (arms are long runs)
-    assert np.isin(widths, (2, 3)).mean() > 0.6
+    assert values[counts.argmax()] in (1, 2, 3)  # the most common run (arms are long runs)
+    assert np.isin(widths, (1, 2, 3)).mean() > 0.6
+    assert np.isin(widths, (1,)).mean() > 0.1  # some poles vanish at half resolution
+
+
+def test_half_resolution_loses_the_thin_classes_of_the_quick_target():
+    """Issue 13's benchmark: in the 2x label oracle of the quick variant's target (train + val,
+    seed 0), at least 5 of the 7 thin classes fall below 0.8 IoU while the large ones stay
+    above 0.95."""
+    config = synthetic.quick()
+    labels = [
+        draw_scene(config.height, config.width, np.random.default_rng([0, 1, split, i]), True)[0]
+        for split, n in ((0, config.n_target_train), (1, config.n_target_val))
+        for i in range(n)
+    ]
+    oracle = datasheet.resolution_oracle_iou(labels, 2)
+    thin = ("pole", "light", "sign", "person", "rider", "motorcycle", "bicycle")
+    assert sum(oracle[CLASS[name]] < 0.8 for name in thin) >= 5, oracle
+    for name in ("road", "building", "sky", "vegetation"):
+        assert oracle[CLASS[name]] > 0.95, (name, oracle[CLASS[name]])
 
 
 def test_datasheet_and_cli(tiny_root, tmp_path, monkeypatch):
     out = tmp_path / "sheet"
     datasheet.write_datasheet(tiny_root, out)
     assert {p.name for p in out.iterdir()} >= {
-        "class_frequencies.csv", "resolution_oracle.csv", "domain_gap.csv", "samples.png",
+        "class_frequencies.csv",
+        "resolution_oracle.csv",
+        "domain_gap.csv",
+        "samples.png",
         "datasheet.md",
-    }  # fmt: skip
+    }
     header = (out / "resolution_oracle.csv").read_text().splitlines()[0]
     assert header == "class,train_id,source_iou_x2,target_iou_x2,target_iou_x4"
     assert "road" in (out / "datasheet.md").read_text()
 
     root = tmp_path / "cli"
-    argv = ["make_synthetic.py", "--root", str(root), "--variant", "tiny", "--seed", "0",
-            "--nproc", "1", "--convert", "--no-datasheet"]  # fmt: skip
+    argv = [
+        "make_synthetic.py",
+        "--root",
+        str(root),
+        "--variant",
+        "tiny",
+        "--seed",
+        "0",
+        "--nproc",
+        "1",
+        "--convert",
+        "--no-datasheet",
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(REPO_ROOT / "data_scripts" / "make_synthetic.py"), run_name="__main__")
     assert (root / "gta" / "images" / "00001.png").read_bytes() == (

@@ -14,13 +14,14 @@ import torch
 
 from hrda_lib import step as step_module
 from hrda_lib import train as train_module
-from hrda_lib.evaluate import evaluate, load_any_checkpoint, target_val_dataset
+from hrda_lib.checkpoints import load_model
+from hrda_lib.config import apply_overrides, with_iters
+from hrda_lib.evaluate import evaluate, target_val_dataset
 from hrda_lib.evaluate import main as evaluate_main
-from hrda_lib.experiment import apply_overrides
 from hrda_lib.model import build_segmentor
 from hrda_lib.presets import get_preset, list_presets
 from hrda_lib.step import build_state
-from hrda_lib.train import NonFiniteLossError, load_trained_model, train, with_iters
+from hrda_lib.train import NonFiniteLossError, train
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -72,7 +73,7 @@ def test_smoke_training_runs(row: str, tmp_path: Path) -> None:
         assert metrics["loss_entropy"].between(0, 0.001).all()
     if row == "dg_hrda":
         assert (metrics["loss_style_consistency"] > 0).all()
-    model = load_trained_model(result.checkpoint)
+    model = load_model(result.checkpoint)
     assert not model.training
 
 
@@ -83,8 +84,8 @@ def test_resume_is_exact(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         train(cfg, tmp_path / "split", progress=False)
     resumed = train(cfg, tmp_path / "split", resume=True, progress=False)
-    a = torch.load(full.checkpoint, weights_only=False)
-    b = torch.load(resumed.checkpoint, weights_only=False)
+    a = torch.load(full.checkpoint, weights_only=False)["state"]
+    b = torch.load(resumed.checkpoint, weights_only=False)["state"]
     assert a["iteration"] == b["iteration"] == 4
     for key in ("model", "teacher"):
         for name, value in a[key].items():
@@ -100,8 +101,8 @@ def test_resume_is_exact_with_the_discriminator(tmp_path: Path) -> None:
     full = train(cfg, tmp_path / "full", iters=3, progress=False)
     train(cfg, tmp_path / "split", iters=3, stop_at=1, progress=False)
     resumed = train(cfg, tmp_path / "split", iters=3, resume=True, progress=False)
-    a = torch.load(full.checkpoint, weights_only=False)
-    b = torch.load(resumed.checkpoint, weights_only=False)
+    a = torch.load(full.checkpoint, weights_only=False)["state"]
+    b = torch.load(resumed.checkpoint, weights_only=False)["state"]
     assert a["teacher"] is None and a["discriminator"] is not None
     for key in ("model", "discriminator"):
         for name, value in a[key].items():
@@ -116,12 +117,13 @@ def test_shade_prototypes_resume_exactly_and_evaluate_on_bdd100k(tmp_path: Path)
     full = train(cfg, tmp_path / "full", iters=3, progress=False)
     train(cfg, tmp_path / "split", iters=3, stop_at=2, progress=False)
     resumed = train(cfg, tmp_path / "split", iters=3, resume=True, progress=False)
-    a = torch.load(full.checkpoint, weights_only=False)
-    b = torch.load(resumed.checkpoint, weights_only=False)
-    assert a["style_hallucination"]["ready"]
-    for key in ("model", "style_hallucination"):
-        for name, value in a[key].items():
-            assert torch.equal(value, b[key][name]), (key, name)
+    a = torch.load(full.checkpoint, weights_only=False)["state"]
+    b = torch.load(resumed.checkpoint, weights_only=False)["state"]
+    assert a["style_prototypes"] is not None
+    for name, value in a["model"].items():
+        assert torch.equal(value, b["model"][name]), name
+    for saved, restored in zip(a["style_prototypes"], b["style_prototypes"], strict=True):
+        assert torch.equal(saved, restored)
     # Evaluate the DG model on an unseen dataset in the BDD100K layout (tiny val images).
     val = target_val_dataset(cfg)
     bdd = tmp_path / "data" / "bdd100k"
@@ -133,8 +135,19 @@ def test_shade_prototypes_resume_exactly_and_evaluate_on_bdd100k(tmp_path: Path)
         cv2.imwrite(str(bdd / "images" / "10k" / "val" / f"b{i}.jpg"), cv2.imread(str(image)))
         shutil.copy(label, bdd / "labels" / "sem_seg" / "masks" / "val" / f"b{i}.png")
     out = tmp_path / "eval_bdd"
-    evaluate_main([str(full.checkpoint), "--dataset", "bdd100k", "--data-root",
-                   str(tmp_path / "data"), "--out", str(out), "--save-images", "1"])  # fmt: skip
+    evaluate_main(
+        [
+            str(full.checkpoint),
+            "--dataset",
+            "bdd100k",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--out",
+            str(out),
+            "--save-images",
+            "1",
+        ]
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert 0 <= summary["mIoU"] <= 100
     assert (out / "per_class.csv").is_file()
@@ -155,12 +168,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path: Path, mon
     monkeypatch.setattr(step_module, "segmentation_loss", poisoned)
     with pytest.raises(NonFiniteLossError, match="iteration 2"):
         train(cfg, tmp_path, progress=False)
-    assert torch.load(tmp_path / "latest.pth", weights_only=False)["iteration"] == 2
+    assert torch.load(tmp_path / "latest.pth", weights_only=False)["state"]["iteration"] == 2
 
 
 def test_evaluate_official_checkpoint_on_synthetic_val(golden_dir: Path) -> None:
     cfg = get_preset("smoke_hrda")
-    model = load_any_checkpoint(golden_dir / "hrda_mitb0" / "checkpoint.pth")
+    model = load_model(golden_dir / "hrda_mitb0" / "checkpoint.pth")
     result = evaluate(model, target_val_dataset(cfg), cfg.test_window, cfg.test_stride)
     assert result.confusion.sum() > 0 and 0 <= result.summary["mIoU"] <= 100
     assert len(result.per_class) == 19
@@ -196,10 +209,14 @@ def test_evaluate_and_predict_clis_write_their_files(tmp_path: Path) -> None:
 
 def test_detail_equal_to_context_adds_the_context_loss_and_detail_fd(tmp_path: Path) -> None:
     paper = get_preset("gta_to_cityscapes_hrda_context512")
-    assert paper.model.lr_loss_weight == 0.1 and paper.uda.fd_on_detail
+    assert paper.model.context_loss_weight == 0.1 and paper.uda.fd_on_detail
     assert not get_preset("gta_to_cityscapes_hrda_context768").uda.fd_on_detail
     smoke = get_preset("smoke_hrda")  # tiny: 64 px context
-    cfg = replace(smoke, iters=2, model=replace(smoke.model, detail_crop_size=(64, 64),
-                  lr_loss_weight=0.1), uda=replace(smoke.uda, fd_on_detail=True))  # fmt: skip
+    cfg = replace(
+        smoke,
+        iters=2,
+        model=replace(smoke.model, detail_crop_size=(64, 64), context_loss_weight=0.1),
+        uda=replace(smoke.uda, fd_on_detail=True),
+    )
     metrics = train(with_iters(cfg, 2), tmp_path, progress=False).metrics
     assert {"loss_fd", "loss_source_context"} <= set(metrics)

@@ -1,9 +1,9 @@
 """Street-scene geometry of the synthetic benchmark: a pinhole camera over a straight street.
 
 Draws the label map of one scene (train ids 0..18, 255 void) with an instance map and a
-material map for the renderer in `hrda_lib.synthetic`. World coordinates in metres: x to the
+material map for the renderer (`render.py`). World coordinates in metres: x to the
 right, y up from the ground, z forward from the camera; painter's order (far first). Object
-sizes are real-world sizes, except that poles keep a fixed width of 2-3 px at 512 px image
+sizes are real-world sizes, except that poles keep a fixed width of 1-3 px at 512 px image
 width (the thin structures that half resolution loses).
 """
 
@@ -88,20 +88,32 @@ def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def ground_quad(cam: Camera, x1: float, x2: float, z1: float, z2: float) -> list:
-    return [cam.project(x1, 0, z1), cam.project(x2, 0, z1), cam.project(x2, 0, z2),
-            cam.project(x1, 0, z2)]  # fmt: skip
+    return [
+        cam.project(x1, 0, z1),
+        cam.project(x2, 0, z1),
+        cam.project(x2, 0, z2),
+        cam.project(x1, 0, z2),
+    ]
 
 
 def side_quad(cam: Camera, x: float, z1: float, z2: float, y1: float, y2: float) -> list:
     """A vertical plane at lateral position x from depth z1 to z2, heights y1..y2."""
-    return [cam.project(x, y1, z1), cam.project(x, y1, z2), cam.project(x, y2, z2),
-            cam.project(x, y2, z1)]  # fmt: skip
+    return [
+        cam.project(x, y1, z1),
+        cam.project(x, y1, z2),
+        cam.project(x, y2, z2),
+        cam.project(x, y2, z1),
+    ]
 
 
 def front_quad(cam: Camera, x1: float, x2: float, y1: float, y2: float, z: float) -> list:
     """A rectangle facing the camera at depth z."""
-    return [cam.project(x1, y1, z), cam.project(x2, y1, z), cam.project(x2, y2, z),
-            cam.project(x1, y2, z)]  # fmt: skip
+    return [
+        cam.project(x1, y1, z),
+        cam.project(x2, y1, z),
+        cam.project(x2, y2, z),
+        cam.project(x1, y2, z),
+    ]
 
 
 @dataclass(frozen=True)
@@ -172,14 +184,16 @@ def draw_side(canvas: Canvas, cam: Camera, street: Street, side: int, rng) -> No
         z1 = log_uniform(rng, 4.0, 60.0)
         z2 = z1 + rng.uniform(4.0, 16.0)
         if rng.random() < 0.5:
-            canvas.polygon(side_quad(cam, edge, z1, z2, 0, rng.uniform(1.0, 2.6)), WALL,
-                           canvas.new_instance())  # fmt: skip
+            canvas.polygon(
+                side_quad(cam, edge, z1, z2, 0, rng.uniform(1.0, 2.6)), WALL, canvas.new_instance()
+            )
         else:
             instance, top = canvas.new_instance(), rng.uniform(1.1, 1.9)
             canvas.polygon(side_quad(cam, edge, z1, z2, 0, top), FENCE, instance)
             for zz in np.arange(z1 + 0.6, z2, 0.7):  # lattice gaps, darker
-                canvas.polygon(side_quad(cam, edge, zz, zz + 0.3, 0.2, top - 0.15), None,
-                               instance, DARK)  # fmt: skip
+                canvas.polygon(
+                    side_quad(cam, edge, zz, zz + 0.3, 0.2, top - 0.15), None, instance, DARK
+                )
 
 
 def draw_skyline(canvas: Canvas, cam: Camera, rng) -> None:
@@ -195,19 +209,31 @@ def draw_skyline(canvas: Canvas, cam: Camera, rng) -> None:
 
 
 def draw_person(canvas: Canvas, cam: Camera, x: float, z: float, cls: int, rng, y0=0.0) -> None:
-    """A standing person (or a rider's upper body when y0 > 0) facing the camera."""
+    """A standing person (or a rider's upper body when y0 > 0) facing the camera: legs apart,
+    arms as thin limbs, a head; thin parts that half resolution loses."""
     instance = canvas.new_instance()
     tall = rng.uniform(1.6, 1.9)
+    px = cam.focal / z  # px per metre at this depth
+    limb = max(int(round(0.08 * px)), 1)
     if y0 == 0.0:
-        for dx in (-0.14, 0.02):  # legs
-            canvas.polygon(front_quad(cam, x + dx, x + dx + 0.13, 0.0, 0.88, z), cls, instance)
+        stride = rng.uniform(0.0, 0.18)  # legs apart while walking
+        for dx in (-0.15 - stride / 2, 0.03 + stride / 2):  # legs
+            canvas.polygon(front_quad(cam, x + dx, x + dx + 0.12, 0.0, 0.9, z), cls, instance)
         y_torso = 0.85
     else:
         y_torso = y0
-    canvas.polygon(front_quad(cam, x - 0.22, x + 0.22, y_torso, y_torso + 0.62, z), cls, instance)
-    head_y = y_torso + 0.62 + 0.12 if y0 else tall - 0.13
+    shoulder = y_torso + 0.58
+    canvas.polygon(front_quad(cam, x - 0.19, x + 0.19, y_torso, shoulder, z), cls, instance)
+    swing = rng.uniform(0.05, 0.3)
+    for side in (-1, 1):  # arms, hanging or reaching forward (riders) from the shoulders
+        hand_y = y_torso + (0.25 if y0 else -0.05)
+        a = cam.project(x + side * 0.22, shoulder - 0.05, z)
+        b = cam.project(x + side * (0.22 + swing), hand_y, z)
+        canvas.line(a, b, limb, cls, instance)
+    head_y = shoulder + 0.14 if y0 else tall - 0.13
+    canvas.line(cam.project(x, shoulder, z), cam.project(x, head_y, z), limb, cls, instance)  # neck
     center = cam.project(x, head_y, z)
-    radius = cam.focal * 0.12 / z
+    radius = cam.focal * 0.11 / z
     canvas.ellipse(center, (radius, radius * 1.15), cls, instance, LIGHT_MATERIAL if y0 else BASE)
 
 
@@ -218,17 +244,26 @@ def draw_vehicle(canvas: Canvas, cam: Camera, cls: int, x: float, z: float, size
     near_side = x - np.sign(x) * width / 2 if abs(x) > width / 2 else None
     if near_side is not None:
         canvas.polygon(side_quad(cam, near_side, z, z + length, 0.3, height), cls, instance)
-        canvas.polygon(side_quad(cam, near_side, z + 0.3, z + length - 0.3, height * 0.55,
-                                 height * 0.85), None, instance, DARK)  # fmt: skip
+        canvas.polygon(
+            side_quad(cam, near_side, z + 0.3, z + length - 0.3, height * 0.55, height * 0.85),
+            None,
+            instance,
+            DARK,
+        )
         for zw in (z + 0.5, z + length - 1.2):
             canvas.polygon(side_quad(cam, near_side, zw, zw + 0.7, 0.0, 0.55), cls, instance, DARK)
     left, right = x - width / 2, x + width / 2
     inset = 0.2 * width if cls == CAR else 0.0
     canvas.polygon(front_quad(cam, left, right, 0.3, height * 0.62, z), cls, instance)
-    canvas.polygon(front_quad(cam, left + inset, right - inset, height * 0.6, height, z), cls,
-                   instance)  # fmt: skip
-    canvas.polygon(front_quad(cam, left + inset + 0.1, right - inset - 0.1, height * 0.66,
-                              height * 0.92, z), None, instance, DARK)  # fmt: skip
+    canvas.polygon(
+        front_quad(cam, left + inset, right - inset, height * 0.6, height, z), cls, instance
+    )
+    canvas.polygon(
+        front_quad(cam, left + inset + 0.1, right - inset - 0.1, height * 0.66, height * 0.92, z),
+        None,
+        instance,
+        DARK,
+    )
     for xw in (left, right - 0.35):
         canvas.polygon(front_quad(cam, xw, xw + 0.35, 0.0, 0.4, z), cls, instance, DARK)
 
@@ -241,17 +276,26 @@ def draw_two_wheeler(canvas: Canvas, cam: Camera, cls: int, x: float, z: float, 
     rear, front = cam.project(x, 0.33, z), cam.project(x + 1.1, 0.33, z)
     seat, bar = cam.project(x + 0.3, 0.95, z), cam.project(x + 0.95, 1.05, z)
     if cls == MOTORCYCLE:
-        for wheel in (rear, front):
-            canvas.ellipse(wheel, (radius, radius), cls, instance, DARK)
-        body = [cam.project(x + 0.1, 0.4, z), cam.project(x + 1.0, 0.4, z), bar, seat]
+        tyre = max(int(round(0.11 * px)), 1)
+        for wheel in (rear, front):  # tyres as rings: the hub shows the background
+            c = (int(round(wheel[0] * 4)), int(round(wheel[1] * 4)))
+            r = max(int(round((radius - tyre / 2) * 4)), 4)
+            canvas.fill(
+                lambda m, c=c, r=r: cv2.circle(m, c, r, 1, tyre, shift=2), cls, instance, DARK
+            )
+        body = [cam.project(x + 0.25, 0.45, z), cam.project(x + 0.85, 0.45, z), bar, seat]
         canvas.polygon(body, cls, instance)
+        frame = max(int(round(0.07 * px)), 1)
+        for a, b in ((rear, seat), (bar, front)):
+            canvas.line(a, b, frame, cls, instance)
     else:
-        thick = max(int(round(0.06 * px)), 1)
+        thick = max(int(round(0.04 * px)), 1)
         for wheel in (rear, front):
             c = (int(round(wheel[0] * 4)), int(round(wheel[1] * 4)))
             r = max(int(round(radius * 4)), 4)
-            canvas.fill(lambda m, c=c, r=r: cv2.circle(m, c, r, 1, thick, shift=2), cls, instance,
-                        DARK)  # fmt: skip
+            canvas.fill(
+                lambda m, c=c, r=r: cv2.circle(m, c, r, 1, thick, shift=2), cls, instance, DARK
+            )
         crank = cam.project(x + 0.5, 0.33, z)
         for a, b in ((rear, seat), (seat, crank), (crank, rear), (seat, bar), (bar, front)):
             canvas.line(a, b, thick, cls, instance)
@@ -260,10 +304,10 @@ def draw_two_wheeler(canvas: Canvas, cam: Camera, cls: int, x: float, z: float, 
 
 
 def draw_pole(canvas: Canvas, cam: Camera, x: float, z: float, rng) -> None:
-    """A pole 2-3 px wide (at 512 px width) with a traffic light or a sign, or bare."""
+    """A pole 1-3 px wide (at 512 px width) with a traffic light or a sign, or bare."""
     instance = canvas.new_instance()
     top = rng.uniform(3.5, 7.0)
-    width_px = max(round(canvas.width / 512 * rng.integers(2, 4)), 1)
+    width_px = max(round(canvas.width / 512 * rng.choice([1, 2, 2, 3])), 1)
     col, row0 = cam.project(x, 0.0, z)
     row1 = cam.project(x, top, z)[1]
     c0 = int(round(col - width_px / 2))
@@ -275,19 +319,34 @@ def draw_pole(canvas: Canvas, cam: Camera, x: float, z: float, rng) -> None:
         a, b = cam.project(x, top, z), cam.project(x + arm, top, z)
         canvas.line(a, b, width_px, POLE, instance)
         light = canvas.new_instance()
-        box = front_quad(cam, x + arm - 0.2, x + arm + 0.2, top - 1.0, top, z)
+        box = front_quad(cam, x + arm - 0.12, x + arm + 0.12, top - 0.7, top, z)
         canvas.polygon(box, LIGHT, light)
-        lamp = cam.project(x + arm, top - 0.25 - 0.3 * rng.integers(0, 3), z)
-        canvas.ellipse(lamp, (0.1 * cam.focal / z,) * 2, LIGHT, light, LIGHT_MATERIAL)
-    elif kind == 1:  # traffic sign
-        sign = canvas.new_instance()
-        y = rng.uniform(2.0, top - 0.4)
-        half = rng.uniform(0.3, 0.45)
-        if rng.random() < 0.5:
-            canvas.polygon(front_quad(cam, x - half, x + half, y - half, y + half, z), SIGN, sign)
-        else:
-            r = cam.focal * half / z
-            canvas.ellipse(cam.project(x, y, z), (r, r), SIGN, sign)
+        lamp = cam.project(x + arm, top - 0.2 - 0.22 * rng.integers(0, 3), z)
+        canvas.ellipse(lamp, (0.08 * cam.focal / z,) * 2, LIGHT, light, LIGHT_MATERIAL)
+        if rng.random() < 0.5:  # a pedestrian light lower on the pole
+            low = rng.uniform(2.0, 2.8)
+            canvas.polygon(
+                front_quad(cam, x - 0.1, x + 0.1, low, low + 0.45, z), LIGHT, canvas.new_instance()
+            )
+    elif kind == 1:  # traffic signs: squares, discs and triangles
+        for _ in range(1 + int(rng.random() < 0.35)):
+            sign = canvas.new_instance()
+            y = rng.uniform(2.0, top - 0.4)
+            half = rng.uniform(0.1, 0.25)
+            shape = rng.integers(3)
+            if shape == 0:
+                quad = front_quad(cam, x - half, x + half, y - half, y + half, z)
+                canvas.polygon(quad, SIGN, sign)
+            elif shape == 1:
+                r = cam.focal * half / z
+                canvas.ellipse(cam.project(x, y, z), (r, r), SIGN, sign)
+            else:
+                tri = [
+                    cam.project(x - half, y - half, z),
+                    cam.project(x + half, y - half, z),
+                    cam.project(x, y + half, z),
+                ]
+                canvas.polygon(tri, SIGN, sign)
 
 
 def draw_tree(canvas: Canvas, cam: Camera, x: float, z: float, rng) -> None:
@@ -332,15 +391,20 @@ def draw_scene(
 
     kerb = street.road_half + 0.4
     walk = (street.road_half + 0.5, street.road_half + street.sidewalk - 0.3)
-    for _ in range(rng.poisson(5.0)):
-        side, z = rng.choice([-1, 1]), log_uniform(rng, 6.0, 70.0)
+    for _ in range(rng.poisson(7.0)):
+        side, z = rng.choice([-1, 1]), log_uniform(rng, 6.0, 120.0)
         add(z, draw_pole, side * kerb, z, rng)
     for _ in range(rng.poisson(3.5)):
         side, z = rng.choice([-1, 1]), log_uniform(rng, 6.0, 80.0)
         add(z, draw_tree, side * (walk[1] + 0.2), z, rng)
-    for _ in range(rng.poisson(6.0)):
-        side, z = rng.choice([-1, 1]), log_uniform(rng, 5.0, 70.0)
+    for _ in range(rng.poisson(9.0)):
+        side, z = rng.choice([-1, 1]), log_uniform(rng, 7.0, 120.0)
         add(z, draw_person, side * rng.uniform(*walk), z, PERSON, rng)
+    for _ in range(rng.poisson(1.5)):  # distant groups of pedestrians
+        side, z = rng.choice([-1, 1]), rng.uniform(30.0, 120.0)
+        for _ in range(rng.integers(2, 5)):
+            x = side * rng.uniform(*walk)
+            add(z, draw_person, x, z + rng.uniform(-2.0, 2.0), PERSON, rng)
     for _ in range(rng.poisson(3.5)):  # driving cars, right-hand traffic
         lane = rng.choice([-1, 1]) * street.road_half * rng.uniform(0.35, 0.6)
         z = log_uniform(rng, 6.0, 80.0)
@@ -348,15 +412,18 @@ def draw_scene(
     for _ in range(rng.poisson(1.5)):  # parked cars
         side, z = rng.choice([-1, 1]), log_uniform(rng, 5.0, 60.0)
         add(z, draw_vehicle, CAR, side * (street.road_half - 1.1), z, (1.8, 1.5, 4.4), rng)
-    for cls, p, size in ((TRUCK, 0.4, (2.5, 3.4, 8.0)), (BUS, 0.35, (2.55, 3.2, 12.0)),
-                         (TRAIN, 0.25, (2.6, 3.5, 28.0))):  # fmt: skip
+    for cls, p, size in (
+        (TRUCK, 0.4, (2.5, 3.4, 8.0)),
+        (BUS, 0.35, (2.55, 3.2, 12.0)),
+        (TRAIN, 0.25, (2.6, 3.5, 28.0)),
+    ):
         if rng.random() < p:
             lane = rng.choice([-1, 1]) * street.road_half * rng.uniform(0.3, 0.6)
             z = log_uniform(rng, 8.0, 50.0)
             add(z, draw_vehicle, cls, lane, z, size, rng)
-    for cls, rate in ((MOTORCYCLE, 0.9), (BICYCLE, 1.1)):
+    for cls, rate in ((MOTORCYCLE, 1.4), (BICYCLE, 2.2)):
         for _ in range(rng.poisson(rate)):
-            z = log_uniform(rng, 5.0, 30.0)
+            z = log_uniform(rng, 7.0, 90.0)
             x = rng.uniform(-street.road_half, street.road_half - 1.2)
             add(z, draw_two_wheeler, cls, x, z, rng)
 

@@ -14,7 +14,7 @@ Measures, without training a network, the three difficulties that HRDA (Hoyer et
   domain's own training labels).
 
 `write_datasheet(root, out_dir)` runs them on a synthetic benchmark made by
-`hrda_lib.synthetic` (or any data in the GTA and Cityscapes layouts with raw label ids).
+`hrda_lib.synthetic.benchmark` (or any data in the GTA and Cityscapes layouts with raw label ids).
 """
 
 from __future__ import annotations
@@ -24,10 +24,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from matplotlib.figure import Figure
 
 from hrda_lib.classes import CLASSES, IGNORE_INDEX, NUM_CLASSES
-from hrda_lib.conversion import CITYSCAPES_ID_TO_TRAIN_ID, atomic_write_bytes, to_train_ids
+from hrda_lib.conversion import CITYSCAPES_ID_TO_TRAIN_ID, read_index_png, to_train_ids
+from hrda_lib.datasets import read_image
+from hrda_lib.files import atomic_write_bytes
 from hrda_lib.layout import list_files
+from hrda_lib.viz import colorize, save_figure
 
 ROAD, SIDEWALK = 0, 1
 
@@ -184,9 +188,6 @@ def load_target(root: Path, split: str) -> tuple[list[np.ndarray], list[np.ndarr
 
 
 def _load(image_paths, label_paths):
-    from hrda_lib.conversion import read_index_png
-    from hrda_lib.datasets import read_image
-
     images = [read_image(p) for p in image_paths]
     labels = [to_train_ids(read_index_png(p), CITYSCAPES_ID_TO_TRAIN_ID) for p in label_paths]
     return images, labels
@@ -252,25 +253,48 @@ def write_datasheet(root: Path, out_dir: Path) -> dict:
         (CLASSES[k], k, float(src_px[k]), float(trg_px[k]), float(src_img[k]), float(trg_img[k]))
         for k in range(NUM_CLASSES)
     ]
-    header = ("class", "train_id", "source_pixel_share", "target_pixel_share",
-              "source_image_share", "target_image_share")  # fmt: skip
+    header = (
+        "class",
+        "train_id",
+        "source_pixel_share",
+        "target_pixel_share",
+        "source_image_share",
+        "target_image_share",
+    )
     atomic_write_bytes(out_dir / "class_frequencies.csv", _csv(header, rows))
     oracle = m["oracle_x2"]
     rows = [
-        (CLASSES[k], k, float(oracle["source"][k]), float(oracle["target"][k]),
-         float(m["oracle_x4_target"][k]))
+        (
+            CLASSES[k],
+            k,
+            float(oracle["source"][k]),
+            float(oracle["target"][k]),
+            float(m["oracle_x4_target"][k]),
+        )
         for k in range(NUM_CLASSES)
-    ]  # fmt: skip
+    ]
     header = ("class", "train_id", "source_iou_x2", "target_iou_x2", "target_iou_x4")
     atomic_write_bytes(out_dir / "resolution_oracle.csv", _csv(header, rows))
     colour = m["colour_iou"]
     rows = [
-        (CLASSES[k], k, float(colour["source_on_source"][k]), float(colour["source_on_target"][k]),
-         float(colour["target_on_target"][k]), float(m["mean_colour_shift"][k]))
+        (
+            CLASSES[k],
+            k,
+            float(colour["source_on_source"][k]),
+            float(colour["source_on_target"][k]),
+            float(colour["target_on_target"][k]),
+            float(m["mean_colour_shift"][k]),
+        )
         for k in range(NUM_CLASSES)
-    ]  # fmt: skip
-    header = ("class", "train_id", "colour_iou_source_on_source", "colour_iou_source_on_target",
-              "colour_iou_target_on_target", "mean_colour_shift")  # fmt: skip
+    ]
+    header = (
+        "class",
+        "train_id",
+        "colour_iou_source_on_source",
+        "colour_iou_source_on_target",
+        "colour_iou_target_on_target",
+        "mean_colour_shift",
+    )
     atomic_write_bytes(out_dir / "domain_gap.csv", _csv(header, rows))
     _sample_figure(m["samples"], out_dir / "samples.png")
     atomic_write_bytes(out_dir / "datasheet.md", summary_markdown(root, m).encode())
@@ -278,16 +302,10 @@ def write_datasheet(root: Path, out_dir: Path) -> dict:
 
 
 def _sample_figure(samples, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from hrda_lib.viz import colorize, save_figure
-
     src_images, src_labels, trg_images, trg_labels = samples
     n = max(len(src_images), len(trg_images))
-    fig, axes = plt.subplots(n, 4, figsize=(12, 1.6 * n + 0.4), squeeze=False)
+    fig = Figure(figsize=(12, 1.6 * n + 0.4))  # no pyplot: no backend, no global figure state
+    axes = fig.subplots(n, 4, squeeze=False)
     titles = ("source image", "source label", "target image", "target label")
     for i in range(n):
         panels = (
@@ -305,7 +323,6 @@ def _sample_figure(samples, path: Path) -> None:
                 ax.set_title(titles[j], fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def summary_markdown(root: Path, m: dict) -> str:

@@ -1,0 +1,15 @@
+"""The reproduction apparatus: what the numbered notebooks and `make demo` run around the method.
+
+* `catalogue`: the rows of the paper's tables, their names and the profiles that say which rows
+  run where, for how long and with which seeds;
+* `runner`: executes the notebooks of a profile with papermill, skipping up-to-date ones
+  (`python -m hrda_lib.reproduce`);
+* `runs`: trains, reuses and evaluates the rows of a table (`python -m hrda_lib.compare`);
+* `results`: each notebook's results folder and what it writes there;
+* `analysis`: measurements behind the figures (branch predictions, scale attention per class,
+  window grids, official checkpoints, the benchmark's datasheet as a table);
+* `tables`: paper-style tables with every published number beside ours;
+* `demo`: the demo's run into a folder of its own and its comparison with the committed results.
+
+Figures are drawn by `hrda_lib.plots`.
+"""

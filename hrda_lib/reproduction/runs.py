@@ -1,0 +1,244 @@
+"""Training, reusing and evaluating the rows of a table: the one "train these rows and tabulate"
+path that the notebooks and `python -m hrda_lib.compare` share.
+
+A run of row `key` with seed `k` lives in `<runs folder>/<experiment name>_seed<k>/` (the
+training checkpoint, `metrics.csv`, `config.json`). `train_rows` reuses a finished run of exactly
+the same experiment from an earlier notebook's folder (read only) before training one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from hrda_lib.checkpoints import load_model
+from hrda_lib.classes import NUM_CLASSES
+from hrda_lib.config import ExperimentConfig, with_iters
+from hrda_lib.evaluate import evaluate, target_val_dataset
+from hrda_lib.model import build_segmentor, segmentation_loss
+from hrda_lib.paths import results_root
+from hrda_lib.reproduction.catalogue import get_profile, row_config
+from hrda_lib.reproduction.results import device
+from hrda_lib.train import train
+
+
+@dataclass
+class Run:
+    """One finished training run of a table row."""
+
+    key: str  # row key (hrda, daformer_lr, fixedatt, ...)
+    seed: int
+    config: ExperimentConfig  # the experiment as trained (seed and iterations applied)
+    work_dir: Path  # its folder: latest.pth, metrics.csv, config.json
+    metrics: pd.DataFrame  # hrda_lib.train's per-iteration log (val_miou at eval iterations)
+    reused: bool  # True if it came from an earlier notebook's (or an earlier run's) folder
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.work_dir / "latest.pth"
+
+    @property
+    def final_miou(self) -> float:
+        """Target-val mIoU (%) at the last evaluated iteration (the end of training)."""
+        return float(self.metrics["val_miou"].dropna().iloc[-1])
+
+
+def _config_json(cfg: ExperimentConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg), default=str))
+
+
+def finished_run_dir(cfg: ExperimentConfig, search_dirs: Sequence[Path]) -> Path | None:
+    """The first `<dir>/<name>_seed<seed>/` holding a finished run of exactly `cfg`, or None."""
+    for folder in search_dirs:
+        work_dir = Path(folder) / f"{cfg.name}_seed{cfg.seed}"
+        config, metrics = work_dir / "config.json", work_dir / "metrics.csv"
+        if not ((work_dir / "latest.pth").is_file() and config.is_file() and metrics.is_file()):
+            continue
+        log = pd.read_csv(metrics)
+        if (
+            json.loads(config.read_text()) == _config_json(cfg)
+            and log["iteration"].max() >= cfg.iters
+        ):
+            return work_dir
+    return None
+
+
+def train_rows(
+    profile: str,
+    keys: Sequence[str],
+    seeds: Sequence[int],
+    runs_dir: Path,
+    reuse_from: Sequence[str] = (),
+    iters: int | None = None,
+    progress: bool = False,
+) -> list[Run]:
+    """Train every row x seed of a profile, or reuse a finished run of the same experiment.
+
+    Args:
+        profile: a profile of `hrda_lib.reproduction.catalogue` (which rows, which data).
+        keys: row keys.
+        runs_dir: where new runs go, `<name>_seed<k>/` each.
+        reuse_from: stems of notebooks whose `runs/` folders are searched first (read only).
+        iters: schedule length of every run; 0 or None: the profile's (or the presets' own).
+    """
+    search = [results_root() / stem / "runs" for stem in reuse_from] + [Path(runs_dir)]
+    runs = []
+    for key in keys:
+        for seed in seeds:
+            cfg = row_config(get_profile(profile), key, seed)
+            cfg = train_length(cfg, iters)
+            found = finished_run_dir(cfg, search)
+            if found is not None:
+                metrics = pd.read_csv(found / "metrics.csv")
+                print(f"[runs] {cfg.name} seed {seed}: finished run reused from {found}")
+                runs.append(Run(key, seed, cfg, found, metrics, reused=True))
+                continue
+            work_dir = Path(runs_dir) / f"{cfg.name}_seed{seed}"
+            result = train(cfg, work_dir, resume=True, progress=progress)
+            run = Run(key, seed, cfg, result.work_dir, result.metrics, reused=False)
+            print(
+                f"[runs] {cfg.name} seed {seed}: trained {cfg.iters} iterations in "
+                f"{result.wall_time_s:.0f} s, val mIoU {run.final_miou:.2f}"
+            )
+            runs.append(run)
+    return runs
+
+
+def train_length(cfg: ExperimentConfig, iters: int | None) -> ExperimentConfig:
+    """`cfg` with a schedule of `iters` iterations (0 or None: its own)."""
+    return with_iters(cfg, iters) if iters else cfg
+
+
+def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """One tidy row per run: key, experiment, seed, iterations, mIoU, median s/iteration."""
+    return pd.DataFrame(
+        [
+            {
+                "key": r.key,
+                "experiment": r.config.name,
+                "seed": r.seed,
+                "iters": r.config.iters,
+                "mIoU": r.final_miou,
+                "seconds_per_iter": float(r.metrics["seconds_per_iter"].median()),
+                "reused": r.reused,
+            }
+            for r in runs
+        ]
+    )
+
+
+def training_curves(runs: Sequence[Run]) -> pd.DataFrame:
+    """Tidy per-iteration log of all runs: key, seed, iteration, quantity, value."""
+    frames = []
+    for r in runs:
+        log = r.metrics.drop(columns=["lr"], errors="ignore").melt(
+            id_vars="iteration", var_name="quantity", value_name="value"
+        )
+        frames.append(log.dropna().assign(key=r.key, seed=r.seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate_runs(runs: Sequence[Run]) -> pd.DataFrame:
+    """Each run's student on its target val set, tidy: key, experiment, seed, class, metric, value
+    (class "(all)" holds mIoU, aAcc and mAcc; per class IoU and Acc, in %)."""
+    frames = []
+    for r in runs:
+        model = load_model(r.checkpoint).to(device())
+        result = evaluate(
+            model,
+            target_val_dataset(r.config),
+            r.config.test_window,
+            r.config.test_stride,
+            r.config.max_batch,
+        )
+        per_class = result.per_class.melt(id_vars="class", var_name="metric", value_name="value")
+        overall = pd.DataFrame(
+            [("(all)", k, v) for k, v in result.summary.items()],
+            columns=["class", "metric", "value"],
+        )
+        frames.append(
+            pd.concat([overall, per_class]).assign(key=r.key, experiment=r.config.name, seed=r.seed)
+        )
+    table = pd.concat(frames, ignore_index=True)
+    return table[["key", "experiment", "seed", "class", "metric", "value"]]
+
+
+def per_class_wide(evaluation: pd.DataFrame, profile: str, iters: int) -> pd.DataFrame:
+    """`evaluate_runs` as one line per run and seed: row, seed, iters, profile, miou, then one
+    column of IoU per Cityscapes class (the tidy CSV a reader needs no notebook for)."""
+    overall = evaluation.query("`class` == '(all)' and metric == 'mIoU'")
+    table = overall[["key", "seed"]].rename(columns={"key": "row"}).reset_index(drop=True)
+    table.insert(2, "iters", iters)
+    table.insert(3, "profile", profile)
+    table["miou"] = overall["value"].round(2).to_numpy()
+    iou = evaluation.query("metric == 'IoU'").pivot_table(
+        index=["key", "seed"], columns="class", values="value", sort=False
+    )
+    for name in iou.columns:
+        table[name] = [
+            round(float(iou.loc[(k, s), name]), 2)
+            for k, s in zip(table["row"], table["seed"], strict=True)
+        ]
+    return table
+
+
+def training_memory_mb(cfg: ExperimentConfig) -> tuple[float, str]:
+    """Memory of one student training pass (forward + backward) on a batch of the run's crops.
+
+    On CUDA the allocator's peak; on CPU (no per-call peak exists) the tensors the forward saves
+    for backward, parameters excluded: the activation memory that the paper's crop-size
+    comparisons trade off. Returns (megabytes, what was measured).
+    """
+    dev = device()
+    model = build_segmentor(cfg.model).to(dev).train()
+    size = cfg.data.sync_crop_size or cfg.data.source_pipeline.crop_size
+    generator = torch.Generator().manual_seed(0)
+    image = torch.randn(cfg.batch_size, 3, *size, generator=generator).to(dev)
+    label = torch.randint(0, NUM_CLASSES, (cfg.batch_size, *size), generator=generator).to(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+        loss = segmentation_loss(model.forward_train(image, generator), label, cfg.model)
+        loss["total"].backward()
+        return (torch.cuda.max_memory_allocated(dev) - base) / 2**20, "CUDA peak allocated"
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model.forward_train(image, generator)
+        loss = segmentation_loss(out, label, cfg.model)["total"]
+    loss.backward()
+    return sum(saved.values()) / 2**20, "activations saved for backward (CPU)"
+
+
+def memory_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """`training_memory_mb` once per row key: key, memory_mb, memory_measure."""
+    rows, seen = [], set()
+    for r in runs:
+        if r.key not in seen:
+            seen.add(r.key)
+            rows.append((r.key, *training_memory_mb(r.config)))
+    return pd.DataFrame(rows, columns=["key", "memory_mb", "memory_measure"])
+
+
+def model_for_views(profile: str, seed: int = 0) -> tuple[torch.nn.Module, str]:
+    """The HRDA model the view notebooks show, and a sentence saying what it is: a finished run
+    of the profile's HRDA row from `06_full_training/runs/` or `03_scale_attention/runs/`, else an
+    UNTRAINED model (its predictions are arbitrary; run 03 or 06 for a trained one)."""
+    cfg = row_config(get_profile(profile), "hrda", seed)
+    stems = ("06_full_training", "03_scale_attention")
+    found = finished_run_dir(cfg, [results_root() / stem / "runs" for stem in stems])
+    if found is not None:
+        return load_model(found / "latest.pth"), f"trained: {cfg.name} seed {seed} ({found})"
+    return build_segmentor(cfg.model).eval(), "an UNTRAINED model (no finished HRDA run yet)"

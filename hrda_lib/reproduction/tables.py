@@ -1,0 +1,210 @@
+"""Paper-style tables from the runs, with every published number beside ours (and only here).
+
+Published figures are those the authors state in their READMEs and issue answers
+(`shared/reference/paper_numbers.md`); each carries the data it was measured on, which is never
+ours: a table shows them in their own column, never mixed with our numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+PAPER_DATA = "GTA→Cityscapes val (19 classes)"
+
+# Published mIoU (%) by row key, with what each was measured on and where it is stated.
+PUBLISHED: pd.DataFrame = pd.DataFrame(
+    [
+        ("daformer_lr", "DAFormer", PAPER_DATA, 68.3, "HRDA README, 3 seeds"),
+        ("hrda", "HRDA", PAPER_DATA, 73.8, "HRDA README, 3 seeds"),
+        ("mic_hrda", "MIC (HRDA)", PAPER_DATA, 75.9, "MIC README, 3 seeds"),
+        (
+            "oracle_hr",
+            "supervised oracle, HR",
+            "Cityscapes val (19 classes)",
+            81.2,
+            "lhoyer/HRDA issue 6",
+        ),
+        (
+            "oracle_lr",
+            "supervised oracle, LR (DAFormer)",
+            "Cityscapes val (19 classes)",
+            77.6,
+            "DAFormer paper",
+        ),
+    ],
+    columns=["key", "method", "published_on", "published_mIoU", "source"],
+)
+# The released HRDA GTA→Cityscapes checkpoint (the median seed) on Cityscapes val.
+PUBLISHED_CHECKPOINT: tuple[float, str] = (
+    73.79,
+    "released HRDA GTA→CS checkpoint, Cityscapes val, 500 images (paper_numbers.md)",
+)
+# Table 2: HRDA with DeepLabV2 per UDA method (author's answer in lhoyer/HRDA issue 11).
+PUBLISHED_UDA_METHODS: dict[str, str] = {
+    "DACS": "59.4 (HRDA, DeepLabV2; lhoyer/HRDA issue 11)",
+    "DAFormer recipe": "≈63 (HRDA, DeepLabV2; lhoyer/HRDA issue 11)",
+}
+# Domain generalization, trained on GTA only (HRDA extension paper): Cityscapes / BDD100K /
+# Mapillary val and their mean.
+PUBLISHED_DG: dict[str, str] = {
+    "dg_hrda": "57.41 / 49.11 / 61.16 (mean 55.90)",
+    "dg_daformer": "52.65 / 47.89 / 54.66 (mean 51.73)",
+}
+
+# Differences of mean mIoU that the papers' claims rest on: (claim, row, baseline row).
+CLAIMS: tuple[tuple[str, str, str], ...] = (
+    ("HRDA − DAFormer (LR data)", "hrda", "daformer_lr"),
+    ("HRDA − DAFormer (HR crops)", "hrda", "daformer_hr"),
+    ("DAFormer LR data − HR crops (context matters)", "daformer_lr", "daformer_hr"),
+    ("learned − averaging attention", "hrda", "fixedatt"),
+    ("MIC(HRDA) − HRDA", "mic_hrda", "hrda"),
+    ("HRDA − Source only", "hrda", "source_only"),
+    ("oracle HR − oracle LR (resolution matters)", "oracle_hr", "oracle_lr"),
+    ("HR − blurred detail crop (Table 6)", "hrda", "blurhr"),
+    ("λ_d 0.1 − λ_d 0 (Figure S1)", "hrda", "ld0"),
+    ("detail HR0.5 − HR0.25 (Table 4)", "hrda", "detail0.25"),
+    ("context LR1.0 − LR0.5 (Table 3)", "hrda", "hrda_context0.5"),
+)
+
+
+def mean_pm_std(mean: float, std: float, n: int) -> str:
+    """ "61.2 ± 0.8" (or "61.2 (1 seed)" when the spread is undefined)."""
+    if not np.isfinite(mean):
+        return "–"
+    return f"{mean:.1f} ± {std:.1f}" if n > 1 and np.isfinite(std) else f"{mean:.1f} (1 seed)"
+
+
+def markdown_table(table: pd.DataFrame, floatfmt: str = ".2f") -> str:
+    """A GitHub-flavoured Markdown table of a DataFrame (no external dependency)."""
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "–" if not np.isfinite(v) else format(v, floatfmt)
+        return str(v)
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += [
+        "| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def summarize_rows(
+    per_run: pd.DataFrame,
+    tables: Mapping[str, Sequence[str]],
+    labels: Mapping[str, str],
+    measured_on: str,
+    min_rows: int = 2,
+) -> pd.DataFrame:
+    """Paper-style tables in tidy form: one line per (table, row) with the mean, std and number
+    of seeds of the row's mIoU, the mean of its cost columns, and what it was measured on.
+
+    Args:
+        per_run: one line per run with `key`, `mIoU` (and optional `seconds_per_iter`,
+            `memory_mb`).
+        tables: table name -> row keys in the paper's order; rows without runs are left out,
+            and so are tables with fewer than `min_rows` rows (one row alone compares nothing).
+        labels: row key -> row name.
+    """
+    extra = {c: (c, "mean") for c in ("seconds_per_iter", "memory_mb") if c in per_run}
+    stats = per_run.groupby("key", sort=False).agg(
+        mean=("mIoU", "mean"), std=("mIoU", "std"), n_seeds=("mIoU", "count"), **extra
+    )
+    rows = [
+        {"table": table, "order": i, "key": key, "label": labels[key], **stats.loc[key]}
+        for table, keys in tables.items()
+        if sum(key in stats.index for key in keys) >= min_rows
+        for i, key in enumerate(keys)
+        if key in stats.index
+    ]
+    return pd.DataFrame(rows).assign(measured_on=measured_on)
+
+
+def tables_markdown(summary: pd.DataFrame) -> str:
+    """One Markdown table per paper table of a `summarize_rows` result."""
+    parts = []
+    for table, rows in summary.groupby("table", sort=False):
+        shown = pd.DataFrame({"row": rows["label"]})
+        shown["mIoU (%)"] = [mean_pm_std(*v) for v in rows[["mean", "std", "n_seeds"]].to_numpy()]
+        if rows.get("memory_mb", pd.Series(dtype=float)).notna().any():
+            shown["train memory (MB)"] = rows["memory_mb"].round(1).to_numpy()
+        if rows.get("seconds_per_iter", pd.Series(dtype=float)).notna().any():
+            shown["s / iteration"] = rows["seconds_per_iter"].round(3).to_numpy()
+        note = f"Measured on: {rows['measured_on'].iloc[0]}."
+        parts.append(f"### {table}\n\n{note}\n\n{markdown_table(shown)}")
+    return "\n".join(parts)
+
+
+def published_beside(summary: pd.DataFrame) -> pd.DataFrame:
+    """The main comparison with the published mIoU of the same method beside ours; each column's
+    header names the data it was measured on (they differ: never read them as one column)."""
+    table = summary.merge(PUBLISHED, on="key", how="left")
+    ours = f"ours: mIoU (%) on {summary['measured_on'].iloc[0]}"
+    theirs = f"published: mIoU (%) on {PAPER_DATA}, MiT-b5, 40k iterations"
+    return pd.DataFrame(
+        {
+            "key": table["key"],
+            "method": table["label"],
+            "mean": table["mean"],
+            "std": table["std"],
+            ours: [mean_pm_std(*v) for v in table[["mean", "std", "n_seeds"]].to_numpy()],
+            theirs: table["published_mIoU"],
+            "published: source": table["source"].fillna("–"),
+        }
+    )
+
+
+def claim_deltas(summary: pd.DataFrame) -> pd.DataFrame:
+    """Our mean mIoU differences for `CLAIMS` whose two rows exist (spread: the two stds added in
+    quadrature), with the published difference where both published numbers exist."""
+    ours = summary.drop_duplicates("key").set_index("key")
+    published = PUBLISHED.set_index("key")
+    rows = []
+    for claim, row, base in CLAIMS:
+        if row in ours.index and base in ours.index:
+            a, b = ours.loc[row], ours.loc[base]
+            theirs = np.nan
+            if row in published.index and base in published.index:
+                theirs = (
+                    published.loc[row, "published_mIoU"] - published.loc[base, "published_mIoU"]
+                )
+            rows.append(
+                {
+                    "claim": claim,
+                    "ours: Δ mIoU": round(a["mean"] - b["mean"], 2),
+                    "ours: spread": round(float(np.hypot(a["std"], b["std"])), 2),
+                    "ours: seeds": int(min(a["n_seeds"], b["n_seeds"])),
+                    "ours: measured on": a["measured_on"],
+                    "published: Δ mIoU": round(theirs, 2),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def method_pairs_table(summary: pd.DataFrame, pairs: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+    """Table 2's layout: per UDA method, mIoU on LR data, with HRDA, and HRDA's gain.
+
+    Args:
+        summary: `summarize_rows` output holding the rows of `pairs`.
+        pairs: method name -> (LR data row key, HRDA row key); methods missing a row are left out.
+    """
+    stats = summary.drop_duplicates("key").set_index("key")
+    rows = []
+    for method, (lr, hrda) in pairs.items():
+        if lr not in stats.index or hrda not in stats.index:
+            continue
+        a, b = stats.loc[lr], stats.loc[hrda]
+        rows.append(
+            {
+                "UDA method": method,
+                "without HRDA (LR data)": mean_pm_std(a["mean"], a["std"], a["n_seeds"]),
+                "with HRDA": mean_pm_std(b["mean"], b["std"], b["n_seeds"]),
+                "Δ mIoU": round(b["mean"] - a["mean"], 2),
+                "spread of Δ": round(float(np.hypot(a["std"], b["std"])), 2),
+                "published: with HRDA": PUBLISHED_UDA_METHODS.get(method, "–"),
+            }
+        )
+    return pd.DataFrame(rows)
