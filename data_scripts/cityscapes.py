@@ -14,18 +14,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hrda_lib.cli import run
 from hrda_lib.conversion import convert_cityscapes
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Convert Cityscapes labels to train ids.")
     parser.add_argument("cityscapes_path", type=Path, help="root holding leftImg8bit/, gtFine/")
     parser.add_argument("--nproc", type=int, default=1, help="worker processes")
     parser.add_argument("-o", "--out-dir", type=Path, default=None, help="stats folder")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     entries = convert_cityscapes(args.cityscapes_path, nproc=args.nproc, out_dir=args.out_dir)
     print(f"converted Cityscapes; statistics of {len(entries)} train labels")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -6,7 +6,8 @@ Usage:
     python data_scripts/cityscapes.py data/synthetic_quick_s0/cityscapes --nproc 2
 
 `--convert` runs the two conversions right away. The datasheet (class frequencies, resolution
-oracle, domain-gap and context measures, sample figure) goes to `--datasheet-dir`.
+oracle, domain-gap and context measures, sample figure) goes to `--datasheet-dir` (default:
+`<root>/datasheet`, beside the data).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import os
 import time
 from pathlib import Path
 
+from hrda_lib.cli import run
 from hrda_lib.conversion import convert_cityscapes, convert_gta
-from hrda_lib.paths import results_root
 from hrda_lib.synthetic import VARIANTS, generate, synthetic_root
 from hrda_lib.synthetic.datasheet import write_datasheet
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="quick")
     parser.add_argument("--seed", type=int, default=0)
@@ -33,13 +34,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--convert", action="store_true", help="also write *_labelTrainIds.png and stats"
     )
-    parser.add_argument("--datasheet-dir", type=Path, default=results_root() / "data")
+    parser.add_argument("--datasheet-dir", type=Path, help="default: <root>/datasheet")
     parser.add_argument("--no-datasheet", action="store_true")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     root = args.root or synthetic_root(args.variant, args.seed)
     start = time.perf_counter()
     generate(root, VARIANTS[args.variant](), seed=args.seed, nproc=args.nproc)
@@ -49,9 +50,10 @@ def main() -> None:
         convert_gta(root / "gta", nproc=args.nproc)
         convert_cityscapes(root / "cityscapes", nproc=args.nproc)
     if not args.no_datasheet:
-        write_datasheet(root, args.datasheet_dir)
-        print(f"datasheet: {args.datasheet_dir / 'datasheet.md'}")
+        datasheet_dir = args.datasheet_dir or root / "datasheet"
+        write_datasheet(root, datasheet_dir)
+        print(f"datasheet: {datasheet_dir / 'datasheet.md'}")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

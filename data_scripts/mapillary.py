@@ -12,16 +12,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hrda_lib.cli import run
 from hrda_lib.conversion import convert_mapillary
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Convert Mapillary labels to train ids.")
     parser.add_argument("mapillary_path", type=Path, help="Mapillary root with validation/")
     parser.add_argument("--nproc", type=int, default=4, help="worker processes")
     parser.add_argument("-o", "--out-dir", type=Path, default=None, help="stats folder")
     parser.add_argument("--splits", nargs="*", default=(), help="default: all found")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     entries = convert_mapillary(
         args.mapillary_path, nproc=args.nproc, out_dir=args.out_dir, splits=args.splits
     )
@@ -29,4 +30,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -16,6 +16,7 @@ has one, else from the paper's defaults, and any `ModelConfig` field can be over
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 
 from hrda_lib.config import ExperimentConfig, ModelConfig
 from hrda_lib.encoders import convert_mit_keys, convert_resnet_v1c_keys, infer_mit_variant
+from hrda_lib.files import DiskFullError
 from hrda_lib.model import HRDASegmentor, Segmentor, build_segmentor
 
 TRAINING_FORMAT = "hrda_lib-train-v2"  # v1 kept each TrainState field under its own key
@@ -233,8 +235,12 @@ def save_training_checkpoint(path: Path, cfg: ExperimentConfig, state: dict, rng
     tmp = Path(path).with_suffix(Path(path).suffix + ".tmp")
     try:
         torch.save(payload, tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no partial file behind
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)  # a full disk or an interrupt leaves no partial file
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise DiskFullError(
+                errno.ENOSPC, f"disk full while writing {path}: free space on its drive"
+            ) from None
         raise
     tmp.replace(path)
 

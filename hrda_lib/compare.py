@@ -15,6 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
+from hrda_lib.cli import run
 from hrda_lib.files import write_text
 from hrda_lib.reproduction.catalogue import MAIN_ROWS, PROFILES, measured_on, row_labels
 from hrda_lib.reproduction.results import write_csv
@@ -48,4 +49,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

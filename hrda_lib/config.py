@@ -13,8 +13,9 @@ in `rcs`, `OptimizerConfig` in `optim`, `AdversarialConfig` in `alignment`, `SHA
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from hrda_lib.alignment import AdversarialConfig
 from hrda_lib.classes import THING_CLASSES
@@ -198,7 +199,9 @@ def with_iters(cfg: ExperimentConfig, iters: int) -> ExperimentConfig:
 def apply_overrides(cfg: ExperimentConfig, assignments: list[str]) -> ExperimentConfig:
     """Apply `--set field=value` overrides; dotted fields reach nested configs (model.attention).
 
-    Values are parsed as Python literals where possible (`0.1`, `(64, 64)`, `None`, `True`).
+    Values are parsed as Python literals where possible (`0.1`, `(64, 64)`, `None`, `True`) and
+    must have the field's type; a wrong field, type or value raises one ValueError naming the
+    assignment, the field's type and what was given.
     """
     for assignment in assignments:
         if "=" not in assignment:
@@ -208,7 +211,10 @@ def apply_overrides(cfg: ExperimentConfig, assignments: list[str]) -> Experiment
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             value = raw
-        cfg = _replace_path(cfg, path.split("."), value)
+        try:
+            cfg = _replace_path(cfg, path.split("."), value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"--set {assignment}: {error}") from None
     return cfg
 
 
@@ -216,6 +222,48 @@ def _replace_path(obj, path: list[str], value):
     names = {f.name for f in fields(obj)}
     if path[0] not in names:
         raise ValueError(f"{type(obj).__name__} has no field {path[0]!r}; fields: {sorted(names)}")
-    if len(path) == 1:
-        return replace(obj, **{path[0]: value})
-    return replace(obj, **{path[0]: _replace_path(getattr(obj, path[0]), path[1:], value)})
+    if len(path) > 1:
+        inner = getattr(obj, path[0])
+        if inner is None or not is_dataclass(inner):
+            raise ValueError(f"{path[0]} is {inner!r}, not a config with field {path[1]!r}")
+        return replace(obj, **{path[0]: _replace_path(inner, path[1:], value)})
+    annotation = get_type_hints(type(obj))[path[0]]
+    if not _has_type(value, annotation):
+        raise TypeError(f"{path[0]} takes {_type_name(annotation)}, not {value!r}")
+    if isinstance(value, list):
+        value = tuple(value)
+    if isinstance(value, int) and not isinstance(value, bool) and _type_name(annotation) == "float":
+        value = float(value)
+    return replace(obj, **{path[0]: value})
+
+
+def _has_type(value, annotation) -> bool:
+    """Whether a literal fits a field's annotation (int for float allowed, lists for tuples)."""
+    if annotation is Any:
+        return True
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_has_type(value, arg) for arg in get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is tuple:
+        return isinstance(value, tuple | list)
+    if origin is dict:
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+def _type_name(annotation) -> str:
+    if get_origin(annotation) in (Union, UnionType):
+        return " or ".join(_type_name(a) for a in get_args(annotation))
+    if annotation is type(None):
+        return "None"
+    if get_origin(annotation) is tuple:
+        return "a tuple such as (64, 64)"
+    return getattr(annotation, "__name__", str(annotation))

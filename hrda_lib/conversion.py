@@ -286,6 +286,19 @@ def convert_gta(root: Path, nproc: int = 4, out_dir: Path | None = None) -> list
     files = _require_files(
         raw_label_files(root / "labels"), root / "labels", "GTA", "labels/<digits>.png", fix
     )
+    labelled = {p.relative_to(root / "labels").with_suffix("") for p in files}
+    unlabelled = [
+        str(p) for p in list_files(root / "images", ".png")
+        if p.relative_to(root / "images").with_suffix("") not in labelled
+    ] if (root / "images").is_dir() else []  # fmt: skip
+    if unlabelled:
+        raise layout_error(
+            unlabelled[0],
+            f"GTA: {len(unlabelled)} images have no label in {root / 'labels'}, the first",
+            "one labels/<n>.png per images/<n>.png",
+            "extract the matching label archive parts, or remove these images",
+            details=f"images without a label: {', '.join(unlabelled[:3])}",
+        )
     convert = partial(
         convert_label_file, read_label=read_index_png, id_to_train_id=GTA_ID_TO_TRAIN_ID
     )

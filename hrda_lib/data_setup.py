@@ -4,6 +4,7 @@ data in the official layouts, looked up in the dataset table of `hrda_lib.datase
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hrda_lib import datasets
+from hrda_lib.classes import NUM_CLASSES
 from hrda_lib.config import DataConfig, ExperimentConfig
+from hrda_lib.files import write_json
+from hrda_lib.layout import check_contents
 from hrda_lib.paths import data_root
 from hrda_lib.synthetic import ensure_synthetic, synthetic_root
 
@@ -101,6 +105,41 @@ def build_train_dataset(cfg: ExperimentConfig) -> Dataset:
         return datasets.SourceOnlyDataset(source, cfg.data.rcs, cfg.seed, sync)
     target = _target(cfg.data, train=True)
     return datasets.UDADataset(source, target, cfg.data.rcs, cfg.seed, sync)
+
+
+def _checked_marker(name: str, pairs: list) -> Path:
+    """Where a finished content check of these exact files is recorded (by path, size, time)."""
+    digest = hashlib.sha256(name.encode())
+    for pair in pairs:
+        for path in pair:
+            if path is not None:
+                stat = path.stat()
+                digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return data_root() / ".checked" / f"{digest.hexdigest()[:24]}.json"
+
+
+def check_dataset(dataset: datasets.SegmentationDataset, name: str, progress: bool = True) -> None:
+    """Decode every file of a training dataset once and check its label ids (a
+    `DatasetLayoutError` names a bad file); remembered per exact file set, so a second run with
+    the same files does not repeat it."""
+    pairs = list(zip(dataset.img_paths, dataset.label_paths, strict=True))
+    marker = _checked_marker(name, pairs)
+    if marker.is_file():
+        return
+    check_contents(name, pairs, NUM_CLASSES, datasets.read_image, datasets.read_label, progress)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        write_json(marker, {"dataset": name, "files": len(pairs), "checked": "ok"})
+    except OSError:
+        pass  # a read-only data root: the check simply runs again next time
+
+
+def check_training_data(cfg: ExperimentConfig, progress: bool = True) -> None:
+    """Check the source (images and labels) and the target training images of `cfg`."""
+    prepare_synthetic(cfg.data)
+    check_dataset(_source(cfg.data), f"{cfg.data.source} (source)", progress)
+    if cfg.uda.uses_target and cfg.data.target is not None:
+        check_dataset(_target(cfg.data, train=True), f"{cfg.data.target} (target)", progress)
 
 
 class _SkipSampler(Sampler[int]):

@@ -4,7 +4,7 @@ Predictions are the argmax of slide inference at the test resolution, resized bi
 logits) to the label's size; the confusion matrix is accumulated over the whole set. Works on our
 training checkpoints and on official ones.
 
-    python -m hrda_lib.evaluate work_dirs/synthetic_hrda/latest.pth --out results/eval
+    python -m hrda_lib.evaluate work_dirs/synthetic_hrda/latest.pth   # -> work_dirs/.../eval
     python -m hrda_lib.evaluate official.pth --preset gta_to_cityscapes_hrda --max-images 50
     python -m hrda_lib.evaluate work_dirs/gta_dg_hrda/latest.pth --dataset bdd100k --out results/bdd
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,11 +24,16 @@ from tqdm.auto import tqdm
 
 from hrda_lib.checkpoints import checkpoint_config, load_model
 from hrda_lib.classes import NUM_CLASSES
+from hrda_lib.cli import UsageError, positive_int, run
 from hrda_lib.config import ExperimentConfig
-from hrda_lib.data_setup import build_val_dataset
+from hrda_lib.data_setup import SYNTHETIC, build_val_dataset
+from hrda_lib.datasets import DATASETS, dataset_spec, read_dataset
+from hrda_lib.files import write_json, write_text
 from hrda_lib.inference import predict_logits
 from hrda_lib.metrics import confusion_matrix, summary
-from hrda_lib.predict import predict_image, save_outputs
+from hrda_lib.paths import data_root as default_data_root
+from hrda_lib.paths import results_root
+from hrda_lib.predict import TestSetting, predict_image, save_outputs
 from hrda_lib.presets import get_preset
 from hrda_lib.viz import to_rgb
 
@@ -80,9 +86,31 @@ def target_val_dataset(cfg: ExperimentConfig):
     return build_val_dataset(cfg)
 
 
+def evaluation_dataset(cfg: ExperimentConfig, dataset: str | None, data_root: str | None):
+    """The labelled set to evaluate on: the experiment's target val set, or `dataset`'s val
+    split read from `data_root` (the folder holding the datasets, or the dataset's own folder)
+    with the experiment's test pipeline. A model trained on the synthetic benchmark needs
+    `dataset` to be measured on real data."""
+    if dataset is None:
+        if data_root and SYNTHETIC in (cfg.data.source, cfg.data.target):
+            raise UsageError(
+                "--data-root: this checkpoint was trained on the synthetic benchmark, whose val "
+                "set needs no data root; add --dataset NAME to measure it on a real dataset "
+                f"({', '.join(DATASETS)})"
+            )
+        if data_root:
+            cfg = replace(cfg, data=replace(cfg.data, root=data_root))
+        return build_val_dataset(cfg)
+    spec = dataset_spec(dataset)
+    root = Path(data_root) if data_root else default_data_root()
+    if (root / dataset).is_dir():
+        root = root / dataset
+    return read_dataset(dataset, root, spec.val_split, cfg.data.test_pipeline, train=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Evaluate a checkpoint on a labelled dataset.")
-    parser.add_argument("checkpoint")
+    parser.add_argument("checkpoint", type=Path)
     parser.add_argument(
         "--preset",
         help="experiment whose target val set and windows to use "
@@ -90,15 +118,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--dataset",
-        choices=["cityscapes", "acdc", "dark_zurich", "bdd100k", "mapillary"],
-        help="evaluate on this labelled val set instead of the experiment's target (domain "
-        "generalization: bdd100k, mapillary), with the experiment's test pipeline",
+        choices=list(DATASETS),
+        help="evaluate on this dataset's labelled val split instead of the experiment's target "
+        "(domain generalization: bdd100k, mapillary), with the experiment's test pipeline",
     )
-    parser.add_argument("--data-root", help="folder holding the datasets (default: HRDA_DATA)")
+    parser.add_argument(
+        "--data-root", help="folder holding --dataset (default: HRDA_DATA, or data/)"
+    )
     parser.add_argument("--which", default="model", choices=["model", "teacher"])
-    parser.add_argument("--max-images", type=int)
-    parser.add_argument("--max-batch", type=int, help="bound images per encoder call (memory)")
-    parser.add_argument("--out", default="results/eval", help="folder for tables and images")
+    parser.add_argument("--max-images", type=positive_int)
+    parser.add_argument("--max-batch", type=positive_int, help="images per encoder call (memory)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for tables and images (default: $HRDA_RESULTS/eval/<run> if set, else "
+        "eval/ beside the checkpoint)",
+    )
     parser.add_argument(
         "--save-images",
         type=int,
@@ -106,38 +141,44 @@ def main(argv: list[str] | None = None) -> None:
         help="val images to save: prediction, overlay, attention",
     )
     args = parser.parse_args(argv)
+    model = load_model(args.checkpoint, args.which)
     cfg = get_preset(args.preset) if args.preset else checkpoint_config(args.checkpoint)
     if cfg is None:
-        parser.error("an official checkpoint needs --preset to say which dataset to use")
-    if args.dataset or args.data_root:
-        data = replace(
-            cfg.data, target=args.dataset or cfg.data.target, root=args.data_root or cfg.data.root
+        raise UsageError(
+            f"{args.checkpoint} is an official checkpoint: add --preset NAME to say which "
+            "experiment's data and windows to use (e.g. --preset gta_to_cityscapes_hrda)"
         )
-        cfg = replace(cfg, data=data)
-    model = load_model(args.checkpoint, args.which)
-    if torch.cuda.is_available():
-        model.cuda()
-    dataset = target_val_dataset(cfg)
+    dataset = evaluation_dataset(cfg, args.dataset, args.data_root)
     if args.max_images:
         dataset = torch.utils.data.Subset(dataset, range(min(args.max_images, len(dataset))))
+    out = args.out or default_out(args.checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    if torch.cuda.is_available():
+        model.cuda()
     synthia = cfg.data.source == "synthia"
     result = evaluate(
         model, dataset, cfg.test_window, cfg.test_stride, args.max_batch, synthia, progress=True
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    result.per_class.to_csv(out / "per_class.csv", index=False)
-    np.savetxt(out / "confusion.csv", result.confusion, fmt="%d", delimiter=",")
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=2))
+    write_text(out / "per_class.csv", result.per_class.to_csv(index=False))
+    write_text(out / "confusion.csv", "\n".join(",".join(map(str, r)) for r in result.confusion))
+    write_json(out / "summary.json", result.summary)
+    setting = TestSetting(None, cfg.test_window, cfg.test_stride)
     for i in range(min(args.save_images, len(dataset))):  # predictions, overlays, attention
         image = to_rgb(dataset[i]["img"])  # (h, w, 3) uint8 at test resolution
-        pred, attention = predict_image(
-            model, image, cfg.test_window, cfg.test_stride, max_batch=args.max_batch
-        )
+        pred, attention = predict_image(model, image, setting, max_batch=args.max_batch)
         save_outputs(image, pred, attention, out, f"val_{i:03d}")
     print(result.per_class.to_string(index=False))
     print(json.dumps(result.summary))
+    print(f"wrote {out}")
+
+
+def default_out(checkpoint: Path) -> Path:
+    """$HRDA_RESULTS/eval/<run folder> if HRDA_RESULTS is set, else `eval/` beside the
+    checkpoint (never the repository's committed results)."""
+    if "HRDA_RESULTS" in os.environ:
+        return results_root() / "eval" / Path(checkpoint).resolve().parent.name
+    return Path(checkpoint).resolve().parent / "eval"
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -1,4 +1,4 @@
-"""Parity with the official HRDA code on its golden fixtures (`shared/golden/hrda_mitb0`).
+"""Parity with the official HRDA code on its golden fixtures (the compact copy in `tests/golden`).
 
 The fixtures hold an official-format checkpoint and the official code's outputs on a seeded image;
 `parity_table` recomputes each recorded tensor with this package and reports the max abs

@@ -91,3 +91,41 @@ def attention_of_predicted_class(
     if attention.shape[1] == 1:
         return attention[:, 0]
     return attention.gather(1, prediction[:, None].long().to(attention.device))[:, 0]
+
+
+@torch.no_grad()
+def slide_branches(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    window: tuple[int, int] | int,
+    stride: tuple[int, int] | int,
+    max_batch: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Context-only, detail-only and fused logits and the scale attention of an HRDA model over
+    a whole image, with the test-time sliding window (averaged where windows overlap).
+
+    Args:
+        image: (B, 3, H, W) normalized at test resolution.
+
+    Returns:
+        `context`, `detail`, `fused`: (B, K, H, W) logits; `attention`: (B, K|1, H, W) in
+        [0, 1] (a constant map for fixed attention).
+    """
+    window = (window, window) if isinstance(window, int) else tuple(window)
+    stride = (stride, stride) if isinstance(stride, int) else tuple(stride)
+    height, width = image.shape[2:]
+    boxes = sliding_windows(height, width, window, stride)
+    parts: dict[str, list[torch.Tensor]] = {
+        k: [] for k in ("context", "detail", "fused", "attention")
+    }
+    for box in boxes:
+        out = model.forward_slide(crop(image, box), max_batch=max_batch)
+        attention = out.attention
+        if not torch.is_tensor(attention):  # fixed attention: a constant map
+            shape = (image.shape[0], 1, *out.context_logits.shape[2:])
+            attention = out.context_logits.new_full(shape, attention)
+        size = (box[1] - box[0], box[3] - box[2])
+        for name, part in (("context", out.context_logits), ("detail", out.detail_logits),
+                           ("fused", out.fused), ("attention", attention)):  # fmt: skip
+            parts[name].append(F.interpolate(part, size=size, mode="bilinear", align_corners=False))
+    return {name: average_windows((height, width), boxes, p) for name, p in parts.items()}

@@ -35,7 +35,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 # How many offending files a message lists before it says "and N more".
 _MAX_LISTED = 3
@@ -287,3 +289,50 @@ def mapillary_layout(root: Path, split: str = "validation") -> PairLayout:
         f"download Mapillary Vistas (v1.2 labels) and extract it into {root}",
         _convert_hint("mapillary.py", root, "<split>/labels/*.png"),
     )
+
+
+def check_contents(
+    dataset: str,
+    pairs: list[tuple[Path, Path | None]],
+    num_classes: int,
+    read_image,
+    read_label,
+    progress: bool = True,
+) -> None:
+    """Decode every image and label of a split once and check the label ids: only train ids
+    0..num_classes-1 and 255 (ignore). A bad file raises one `DatasetLayoutError` naming it, so
+    that a corrupt image is found before training, not hours into it.
+
+    Args:
+        read_image, read_label: the decoders the loader uses (they raise OSError on failure).
+    """
+    bad_ids: list[tuple[Path, list[int]]] = []
+    for image, label in tqdm(pairs, desc=f"checking {dataset}", disable=not progress):
+        for path, read in ((image, read_image), (label, read_label)):
+            if path is None:
+                continue
+            try:
+                content = read(path)
+            except (OSError, ValueError) as error:
+                raise layout_error(
+                    path,
+                    f"{dataset}: a file that cannot be decoded",
+                    "a complete PNG or JPEG file",
+                    "re-extract or re-download it, or remove the pair",
+                    details=str(error),
+                ) from None
+            if path is label:
+                ids = [int(v) for v in np.unique(content) if v >= num_classes and v != 255]
+                if ids:
+                    bad_ids.append((label, ids))
+    if bad_ids:
+        label, ids = bad_ids[0]
+        raise layout_error(
+            label,
+            f"{dataset}: {len(bad_ids)} labels hold ids outside the {num_classes} train ids, "
+            "the first",
+            f"train ids 0..{num_classes - 1} and 255 (ignore) only",
+            "convert the raw labels to train ids with the dataset's script in data_scripts/ "
+            "(they map every other id to 255)",
+            details=f"ids {ids[:8]}; all: {_listed([str(b[0]) for b in bad_ids])}",
+        )

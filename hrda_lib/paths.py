@@ -22,8 +22,9 @@ def results_root() -> Path:
 
 
 def golden_root() -> Path:
-    """The official-code fixtures: `../shared/golden` beside the checkout unless overridden."""
-    return Path(os.environ.get("HRDA_GOLDEN", REPO_ROOT.parent / "shared" / "golden"))
+    """The official code's golden fixtures: the project's compact copy in `tests/golden` (made
+    by `tests/golden/extract.py`) unless `HRDA_GOLDEN` names another folder of that layout."""
+    return Path(os.environ.get("HRDA_GOLDEN", REPO_ROOT / "tests" / "golden"))
 
 
 def resolve_weights(path: str | Path) -> Path:

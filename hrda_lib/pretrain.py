@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from hrda_lib.cli import run
 from hrda_lib.encoders import MiTEncoder
 from hrda_lib.files import atomic_write_bytes
 from hrda_lib.paths import REPO_ROOT, data_root
@@ -303,4 +304,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -6,7 +6,8 @@
     python -m hrda_lib.reproduce --list                     # profiles and notebooks
 """
 
+from hrda_lib.cli import run
 from hrda_lib.reproduction.runner import main
 
 if __name__ == "__main__":
-    main()
+    run(main)

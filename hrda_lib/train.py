@@ -8,7 +8,6 @@ validation, atomic checkpoints that resume exactly, logging and the command line
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -24,15 +23,19 @@ from tqdm.auto import tqdm
 
 from hrda_lib import shade
 from hrda_lib.checkpoints import read_training_checkpoint, save_training_checkpoint
+from hrda_lib.cli import UsageError, positive_int, run
 from hrda_lib.config import ExperimentConfig, apply_overrides, with_iters
-from hrda_lib.data_setup import build_train_loader, build_val_dataset, style_images
+from hrda_lib.data_setup import (
+    build_train_loader,
+    build_val_dataset,
+    check_training_data,
+    style_images,
+)
 from hrda_lib.evaluate import evaluate
+from hrda_lib.files import write_json, write_text
+from hrda_lib.guards import DivergedError, DivergenceMonitor, work_dir_lock
 from hrda_lib.presets import get_preset, list_presets
-from hrda_lib.step import TrainState, build_state, style_prototypes_of, train_step
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint is left as it was."""
+from hrda_lib.step import TrainState, build_state, style_prototypes_of, train_step, uda_method
 
 
 @dataclass
@@ -85,16 +88,9 @@ def _channels_last(x):
     )
 
 
-def _flush(pending: list[dict], checkpoint: Path) -> list[dict]:
-    """Convert the pending rows' loss tensors to floats (one host sync) and check them."""
-    rows = [{k: float(v) if torch.is_tensor(v) else v for k, v in row.items()} for row in pending]
-    for row in rows:
-        if not all(np.isfinite(v) for k, v in row.items() if k.startswith(("loss", "pseudo"))):
-            raise NonFiniteLossError(
-                f"non-finite loss at iteration {row['iteration'] - 1}: {row}; the last good "
-                f"checkpoint {checkpoint} is intact"
-            )
-    return rows
+def _flush(pending: list[dict]) -> list[dict]:
+    """Convert the pending rows' loss tensors to floats (one host sync)."""
+    return [{k: float(v) if torch.is_tensor(v) else v for k, v in row.items()} for row in pending]
 
 
 def _tensorboard_writer(work_dir: Path):
@@ -122,18 +118,41 @@ def train(
 ) -> TrainResult:
     """Train (or resume) an experiment into `work_dir`: `latest.pth`, `metrics.csv`, config.
 
+    One run at a time writes to a work folder (`.lock`). The data is checked before the first
+    iteration (every file decodes, label ids are train ids). A run that diverges (a non-finite
+    or exploding loss, exploding weights) stops with `DivergedError`; its `latest.pth` is the
+    last checkpoint from before the divergence.
+
     Args:
         cfg: the experiment.
         work_dir: output folder; a finished run there is returned as is when `resume`.
-        iters: schedule length override.
+        iters: schedule length override (`config.with_iters`).
         stop_at: end cleanly with a checkpoint after this iteration (cluster time limits).
         resume: continue from `work_dir/latest.pth` if present.
-        progress: show a progress bar with the loss and throughput.
+        progress: show progress bars (data check, iterations) with the loss and throughput.
     """
     cv2.setNumThreads(0)  # OpenCV threads in the training process would contend with workers
     cfg = with_iters(cfg, iters) if iters else cfg
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    with work_dir_lock(work_dir):
+        return _train(cfg, work_dir, stop_at, resume, progress)
+
+
+def _resumable(checkpoint: Path, cfg: ExperimentConfig) -> None:
+    """Refuse to resume a checkpoint of another architecture (its weights would not load)."""
+    saved = read_training_checkpoint(checkpoint)["config"]
+    if saved.model != cfg.model:
+        fields = [k for k, v in asdict(cfg.model).items() if asdict(saved.model)[k] != v]
+        raise UsageError(
+            f"{checkpoint} holds a run of another model ({', '.join(fields)} differ): choose "
+            "another --work-dir, or resume with the experiment it was trained with"
+        )
+
+
+def _train(
+    cfg: ExperimentConfig, work_dir: Path, stop_at: int | None, resume: bool, progress: bool
+) -> TrainResult:
     checkpoint = work_dir / "latest.pth"
     metrics_path = work_dir / "metrics.csv"
     start_time = time.perf_counter()
@@ -142,21 +161,20 @@ def train(
     state = build_state(cfg, device)
     rows: list[dict] = []
     if resume and checkpoint.is_file():
+        _resumable(checkpoint, cfg)
         load_checkpoint(state, checkpoint)
         if metrics_path.is_file():
-            rows = (
-                pd.read_csv(metrics_path)
-                .query(f"iteration <= {state.iteration}")
-                .to_dict("records")
-            )
+            log = pd.read_csv(metrics_path)
+            rows = log[log["iteration"] <= state.iteration].to_dict("records")
     elif checkpoint.exists():
         raise FileExistsError(
             f"{checkpoint} exists: pass resume=True (--resume) or another work dir"
         )
-    (work_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
+    write_json(work_dir / "config.json", asdict(cfg))
     if state.iteration >= cfg.iters:
         return TrainResult(work_dir, checkpoint, pd.DataFrame(rows), 0.0)
 
+    check_training_data(cfg, progress)
     loader = build_train_loader(cfg, start=state.iteration * cfg.batch_size)
     val_dataset = build_val_dataset(cfg)
     if cfg.eval_max_images is not None:
@@ -167,6 +185,16 @@ def train(
         bar = tqdm(total=end, initial=state.iteration, desc=cfg.name, dynamic_ncols=True)
     batches = iter(loader)
     writer = _tensorboard_writer(work_dir)
+    monitor = DivergenceMonitor(state.model)
+    saved_at = state.iteration if checkpoint.is_file() else None
+
+    def diverged(iteration: int, problem: str) -> DivergedError:
+        kept = f"{checkpoint} (iteration {saved_at})" if saved_at else "no checkpoint was written"
+        return DivergedError(
+            f"training diverged at iteration {iteration}: {problem}; the last checkpoint from "
+            f"before it is kept: {kept}. Lower the learning rate or check the data"
+        )
+
     pending: list[dict] = []  # rows whose losses are still device tensors (no sync yet)
     tic = time.perf_counter()
     while state.iteration < end:
@@ -179,14 +207,8 @@ def train(
             batch = {k: _channels_last(v) for k, v in batch.items()}
         logs = train_step(state, batch, cfg)
         now = time.perf_counter()
-        pending.append(
-            {
-                "iteration": state.iteration,
-                **logs,
-                "seconds_per_iter": now - tic,
-                "lr": state.optimizer.param_groups[0]["lr"],
-            }
-        )
+        pending.append({"iteration": state.iteration, **logs, "seconds_per_iter": now - tic,
+                        "lr": state.optimizer.param_groups[0]["lr"]})  # fmt: skip
         tic = now
         evaluate_now = state.iteration % cfg.eval_interval == 0 or state.iteration == cfg.iters
         checkpoint_now = state.iteration % cfg.checkpoint_interval == 0 or state.iteration in (
@@ -194,9 +216,12 @@ def train(
             cfg.iters,
         )
         if evaluate_now or checkpoint_now or state.iteration % cfg.log_interval == 0:
-            flushed = _flush(pending, checkpoint)  # host sync; raises on a non-finite loss
-            rows += flushed
+            flushed = _flush(pending)  # host sync
             pending = []
+            for row in flushed:
+                if problem := monitor.loss_problem(row):
+                    raise diverged(row["iteration"], problem)
+            rows += flushed
             if writer is not None:
                 for row in flushed:
                     for key, value in row.items():
@@ -216,10 +241,11 @@ def train(
             state.model.train()
             tic = time.perf_counter()
         if checkpoint_now:
+            if problem := monitor.weight_problem(state.model):
+                raise diverged(state.iteration, problem)
             save_checkpoint(state, cfg, checkpoint)
-            tmp = metrics_path.with_suffix(".csv.tmp")
-            pd.DataFrame(rows).to_csv(tmp, index=False)
-            tmp.replace(metrics_path)
+            saved_at = state.iteration
+            write_text(metrics_path, pd.DataFrame(rows).to_csv(index=False))
     if bar is not None:
         bar.close()
     if writer is not None:
@@ -231,9 +257,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train HRDA (UDA) from a preset.")
     parser.add_argument("preset", nargs="?", help="preset name (see --list)")
     parser.add_argument("--list", action="store_true", help="print the presets, one per line")
-    parser.add_argument("--iters", type=int, help="schedule length")
+    parser.add_argument("--iters", type=positive_int, help="schedule length")
     parser.add_argument("--work-dir", help="output folder (default work_dirs/<preset>)")
-    parser.add_argument("--stop-at", type=int, help="stop with a checkpoint after iteration N")
+    parser.add_argument(
+        "--stop-at", type=positive_int, help="stop with a checkpoint after iteration N"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from work-dir/latest.pth")
     parser.add_argument(
         "--set",
@@ -249,17 +277,23 @@ def main(argv: list[str] | None = None) -> None:
     if not args.preset:
         parser.error("a preset name is required (see --list)")
     cfg = apply_overrides(get_preset(args.preset), args.set)
-    work_dir = args.work_dir or f"work_dirs/{cfg.name}"
+    uda_method(cfg)  # an unknown method fails here, before any work
+    work_dir = Path(args.work_dir or f"work_dirs/{cfg.name}")
+    if args.resume and not (work_dir / "latest.pth").is_file():
+        raise UsageError(
+            f"--resume: {work_dir / 'latest.pth'} does not exist: start without --resume, or "
+            "name the run's folder with --work-dir"
+        )
     try:
         result = train(cfg, work_dir, args.iters, args.stop_at, args.resume)
-    except (NonFiniteLossError, FileExistsError) as error:
+    except DivergedError as error:
         sys.exit(f"error: {error}")
     last = result.metrics.dropna(subset=["val_miou"]) if "val_miou" in result.metrics else None
     summary = (
         f"; val mIoU {last['val_miou'].iloc[-1]:.2f}" if last is not None and len(last) else ""
     )
-    print(f"done: {result.checkpoint} ({result.wall_time_s:.0f} s){summary}")
+    print(f"done: {result.checkpoint} ({result.wall_time_s:.0f} s){summary}; wrote {work_dir}")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

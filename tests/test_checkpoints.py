@@ -74,10 +74,17 @@ def test_resnet_v1c_keys_convert_from_mmcv_names() -> None:
     assert torch.equal(encoder.resnet.state_dict()["bn1.weight"], mmcv["stem.7.weight"])
 
 
-def test_uda_checkpoint_student_teacher_and_bare(golden_dir: Path) -> None:
-    path = golden_dir / "hrda_mitb0" / "checkpoint.pth"
-    state, text = read_checkpoint(path)
-    assert "hr_crop_size" in text and len(state) == 750
+def test_uda_checkpoint_student_teacher_and_bare(golden_dir: Path, tmp_path: Path) -> None:
+    published, text = read_checkpoint(golden_dir / "hrda_mitb0" / "checkpoint.pth")
+    assert "hr_crop_size" in text and len(published) == 250  # a published file: `model.` only
+    # A UDA training checkpoint holds the student, the EMA teacher and the ImageNet model.
+    weights = {k[len("model.") :]: v for k, v in published.items()}
+    uda = {f"{prefix}.{k}": v for prefix in ("model", "ema_model", "imnet_model")
+           for k, v in weights.items()}  # fmt: skip
+    path = tmp_path / "uda.pth"
+    torch.save({"meta": {"config": text}, "state_dict": uda}, path)
+    state, _ = read_checkpoint(path)
+    assert len(state) == 750
     student = load_official_checkpoint(path)
     teacher = load_official_checkpoint(path, which="teacher")
     bare = load_official_checkpoint(select_segmentor(state, "model"), detail_crop_size=(256, 256))
@@ -99,7 +106,7 @@ def test_wrong_files_get_clear_errors(tmp_path: Path, golden_dir: Path) -> None:
     torch.save([1, 2, 3], tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match="expected a dict"):
         load_official_checkpoint(tmp_path / "list.pth")
-    state, _ = read_checkpoint(golden_dir / "hrda_mitb0" / "checkpoint.pth")
+    state, _ = read_checkpoint(golden_dir / "hrda_mitb0" / "checkpoint.pth")  # published
     published = {k: v for k, v in state.items() if k.startswith("model.")}
     with pytest.raises(CheckpointError, match="published checkpoint keeps only"):
         load_official_checkpoint(published, which="teacher")

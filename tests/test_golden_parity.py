@@ -5,6 +5,7 @@ Tolerance: 1e-4 max abs (the official code itself varies by ~1.5e-5 across threa
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from hrda_lib.golden import (
 )
 from hrda_lib.inference import slide_inference
 from hrda_lib.model import segmentation_loss
+from hrda_lib.paths import REPO_ROOT
 from hrda_lib.uda import pseudo_label_and_weight
 
 ATOL = 1e-4
+GOLDEN_COPY = REPO_ROOT / "tests" / "golden"  # the project's copy, whatever HRDA_GOLDEN says
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +90,42 @@ def test_bounded_batches_give_the_same_logits(model, golden: dict) -> None:
     full = slide_inference(model, image, window=512, stride=256)
     bounded = slide_inference(model, image, window=512, stride=256, max_batch=2)
     assert (bounded - full).abs().max().item() < ATOL  # batch size changes float rounding only
+
+
+def _tensor_hashes(golden_dir: Path) -> dict[str, str]:
+    """SHA-256 of every tensor the compact copy holds, named as in its manifest."""
+    extract = _load_extract()
+    state = torch.load(golden_dir / "hrda_mitb0" / "checkpoint.pth", weights_only=False)
+    io = torch.load(golden_dir / "hrda_mitb0" / "io.pt", weights_only=False)
+    hashes = {f"checkpoint:{k}": extract.tensor_hash(v) for k, v in state["state_dict"].items()}
+    hashes |= {f"io:{k}": extract.tensor_hash(v) for k, v in extract.flat_tensors(io, "").items()}
+    return hashes
+
+
+def _load_extract():
+    spec = importlib.util.spec_from_file_location("extract", GOLDEN_COPY / "extract.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_compact_copy_equals_what_the_official_code_recorded() -> None:
+    """Every weight and recorded tensor of `tests/golden` hashes to what `extract.py` read from
+    the official fixtures; where those are at hand (`shared/golden` beside the checkout) the
+    copy is also compared with them directly."""
+    manifest = json.loads((GOLDEN_COPY / "manifest.json").read_text())
+    ours = _tensor_hashes(GOLDEN_COPY)
+    assert ours == manifest["tensor_sha256"]
+    assert len([k for k in ours if k.startswith("checkpoint:")]) == 250
+    original = REPO_ROOT.parent / "shared" / "golden"
+    if (original / "hrda_mitb0" / "io.pt").is_file():
+        extract = _load_extract()
+        full = torch.load(original / "hrda_mitb0" / "checkpoint.pth", weights_only=False)
+        copied = torch.load(GOLDEN_COPY / "hrda_mitb0" / "checkpoint.pth", weights_only=False)
+        for key, value in copied["state_dict"].items():
+            assert torch.equal(value, full["state_dict"][key]), key
+        recorded = torch.load(original / "hrda_mitb0" / "io.pt", weights_only=False)
+        copy = torch.load(GOLDEN_COPY / "hrda_mitb0" / "io.pt", weights_only=False)
+        for key in extract.IO_KEYS:
+            a, b = extract.flat_tensors(copy[key], key), extract.flat_tensors(recorded[key], key)
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), key

@@ -8,7 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 import torch
 
@@ -18,10 +17,11 @@ from hrda_lib.checkpoints import load_model
 from hrda_lib.config import apply_overrides, with_iters
 from hrda_lib.evaluate import evaluate, target_val_dataset
 from hrda_lib.evaluate import main as evaluate_main
+from hrda_lib.guards import DivergedError
 from hrda_lib.model import build_segmentor
 from hrda_lib.presets import get_preset, list_presets
 from hrda_lib.step import build_state
-from hrda_lib.train import NonFiniteLossError, train
+from hrda_lib.train import train
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -166,7 +166,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path: Path, mon
         return losses
 
     monkeypatch.setattr(step_module, "segmentation_loss", poisoned)
-    with pytest.raises(NonFiniteLossError, match="iteration 2"):
+    with pytest.raises(DivergedError, match="iteration 3: non-finite"):
         train(cfg, tmp_path, progress=False)
     assert torch.load(tmp_path / "latest.pth", weights_only=False)["state"]["iteration"] == 2
 
@@ -182,29 +182,6 @@ def test_evaluate_official_checkpoint_on_synthetic_val(golden_dir: Path) -> None
 def test_cli_lists_presets(capsys) -> None:
     train_module.main(["--list"])
     assert "synthetic_hrda" in capsys.readouterr().out.split()
-
-
-def test_evaluate_and_predict_clis_write_their_files(tmp_path: Path) -> None:
-    from PIL import Image
-
-    from hrda_lib import evaluate as evaluate_module
-    from hrda_lib import predict
-
-    result = train(get_preset("smoke_hrda"), tmp_path / "run", progress=False)
-    out = tmp_path / "eval"
-    evaluate_module.main([str(result.checkpoint), "--out", str(out), "--save-images", "1"])
-    assert {"per_class.csv", "confusion.csv", "summary.json", "val_000_attention.png"} <= {
-        p.name for p in out.iterdir()
-    }
-    images = tmp_path / "mine"
-    images.mkdir()
-    Image.fromarray(np.zeros((64, 160, 3), dtype=np.uint8)).save(images / "street.jpg")
-    predict.main([str(result.checkpoint), str(images), "--out", str(tmp_path / "pred")])
-    written = {p.name for p in (tmp_path / "pred").iterdir()}
-    assert written == {"street_pred.png", "street_overlay.png", "street_attention.png"}
-    assert Image.open(tmp_path / "pred" / "street_pred.png").size == (160, 64)
-    with pytest.raises(SystemExit):
-        predict.main([str(result.checkpoint), str(tmp_path / "missing")])
 
 
 def test_detail_equal_to_context_adds_the_context_loss_and_detail_fd(tmp_path: Path) -> None:

@@ -17,11 +17,11 @@ from torch.utils.data import Subset
 from hrda_lib.checkpoints import load_model
 from hrda_lib.classes import CLASSES, NUM_CLASSES
 from hrda_lib.config import ExperimentConfig
-from hrda_lib.crops import Box, average_windows, crop, sliding_windows
+from hrda_lib.crops import Box, sliding_windows
 from hrda_lib.datasets import read_dataset
 from hrda_lib.evaluate import evaluate, target_val_dataset
 from hrda_lib.golden import parity_table
-from hrda_lib.inference import attention_of_predicted_class, predict_logits
+from hrda_lib.inference import attention_of_predicted_class, predict_logits, slide_branches
 from hrda_lib.layout import DatasetLayoutError
 from hrda_lib.metrics import confusion_matrix, iou_per_class
 from hrda_lib.model import build_segmentor
@@ -35,40 +35,6 @@ BRANCHES = ("context", "detail", "fused")
 
 
 # -- what each branch predicts -------------------------------------------------------------------
-
-
-@torch.no_grad()
-def branch_predictions(
-    model: torch.nn.Module, image: torch.Tensor, window: tuple[int, int], stride: tuple[int, int]
-) -> dict[str, torch.Tensor]:
-    """Context-only, detail-only and fused logits and the scale attention of an HRDA model over
-    a whole image, with the test-time sliding window (averaged where windows overlap).
-
-    Args:
-        image: (1, 3, H, W) normalized.
-    Returns:
-        `context`, `detail`, `fused`: (1, K, H, W) logits; `attention`: (1, K|1, H, W) in [0, 1].
-    """
-    image = image.to(next(model.parameters()).device)
-    height, width = image.shape[2:]
-    boxes = sliding_windows(height, width, window, stride)
-    parts: dict[str, list[torch.Tensor]] = {name: [] for name in (*BRANCHES, "attention")}
-    for box in boxes:
-        out = model.forward_slide(crop(image, box))
-        attention = out.attention
-        if not torch.is_tensor(attention):  # fixed attention: a constant map
-            attention = out.context_logits.new_full(
-                (1, 1, *out.context_logits.shape[2:]), attention
-            )
-        size = (box[1] - box[0], box[3] - box[2])
-        for name, part in (
-            ("context", out.context_logits),
-            ("detail", out.detail_logits),
-            ("fused", out.fused),
-            ("attention", attention),
-        ):
-            parts[name].append(F.interpolate(part, size=size, mode="bilinear", align_corners=False))
-    return {name: average_windows((height, width), boxes, p).cpu() for name, p in parts.items()}
 
 
 @dataclass
@@ -97,7 +63,8 @@ def scale_attention_study(
     for i in range(len(dataset)):
         sample = dataset[i]
         label = sample["gt_semantic_seg"]
-        parts = branch_predictions(model, sample["img"][None], window, stride)
+        image = sample["img"][None].to(next(model.parameters()).device)
+        parts = {k: v.cpu() for k, v in slide_branches(model, image, window, stride).items()}
         full = {
             k: F.interpolate(v, size=label.shape, mode="bilinear", align_corners=False)
             for k, v in parts.items()

@@ -24,6 +24,7 @@ from pathlib import Path
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
+from hrda_lib.cli import run as run_cli
 from hrda_lib.paths import REPO_ROOT, results_root
 from hrda_lib.reproduction.catalogue import PROFILES, Profile, get_profile
 
@@ -247,4 +248,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
