@@ -19,9 +19,10 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
-# The main job: the synthetic benchmark's reproduction of the paper's tables (quick profile).
+# The main job: the synthetic benchmark's reproduction of the paper's tables (quick profile),
+# into demo/ (never over the committed results/), ending with each number beside the committed one.
 demo: setup
-	$(PY) -m hrda_lib.reproduce --profile quick
+	$(PY) -m hrda_lib.reproduction.demo
 
 reproduce: setup
 	$(PY) -m hrda_lib.reproduce --profile $(PROFILE)
@@ -37,6 +38,7 @@ format: setup
 benchmark: setup
 	$(PY) benchmarks/model_benchmark.py
 	$(PY) benchmarks/speed_benchmark.py
+	$(PY) benchmarks/cpu_speed.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

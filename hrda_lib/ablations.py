@@ -153,6 +153,12 @@ def source_only(cfg: ExperimentConfig) -> ExperimentConfig:
     return replace(cfg, uda=replace(cfg.uda, method="source_only"))
 
 
+def from_scratch(cfg: ExperimentConfig) -> ExperimentConfig:
+    """No ImageNet (or stand-in) weights: the encoder from random initialization, and no
+    feature distance (its "ImageNet" model would be that initialization)."""
+    return replace(cfg, pretrained="", uda=replace(cfg.uda, fd_weight=0.0))
+
+
 def supervised_oracle(cfg: ExperimentConfig) -> ExperimentConfig:
     """Figure 4's oracle: supervised on the target's own training labels, no UDA, no RCS."""
     source = replace(cfg.data.target_pipeline, margins=None, cat_max_ratio=0.75)

@@ -1,5 +1,5 @@
-"""Model files: our training checkpoints, the official HRDA / DAFormer / MIC checkpoints and
-ImageNet encoders, and `load_model`, the one loader for any of them.
+"""Model files: our training checkpoints, the official HRDA / DAFormer / MIC checkpoints, and
+`load_model`, the one loader for any of them (ImageNet encoder weights: `imagenet_weights`).
 
 Our training checkpoint (`save_training_checkpoint`) holds the experiment's config, the whole
 `step.TrainState` (student, teacher, optimizer, generators, ...) and the global RNG states, so a
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -42,18 +42,6 @@ _WHICH = {
 
 class CheckpointError(ValueError):
     """A file that is not the checkpoint the caller asked for; the message says what was expected"""
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    """Keys that did not match when loading ImageNet weights into an encoder."""
-
-    missing: tuple[str, ...]
-    unexpected: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.missing and not self.unexpected
 
 
 def read_checkpoint(path_or_state_dict: str | Path | dict) -> tuple[StateDict, str]:
@@ -209,20 +197,6 @@ def load_official_checkpoint(
             f"unexpected {result.unexpected_keys[:8]}"
         )
     return model.eval()
-
-
-def load_imagenet_encoder(
-    encoder: torch.nn.Module, path_or_state_dict: str | Path | dict
-) -> LoadReport:
-    """Load SegFormer's `mit_b*.pth` or mmcv's `resnet101_v1c` ImageNet weights into an encoder.
-
-    Key names are converted to timm's; the ImageNet classifier is ignored. Returns the keys that
-    did not match (an empty report means every encoder weight was loaded).
-    """
-    state, _ = read_checkpoint(path_or_state_dict)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    result = encoder.load_official_weights(state)
-    return LoadReport(tuple(result.missing_keys), tuple(result.unexpected_keys))
 
 
 # -- our training checkpoints -----------------------------------------------------------------

@@ -287,10 +287,15 @@ def convert_gta(root: Path, nproc: int = 4, out_dir: Path | None = None) -> list
         raw_label_files(root / "labels"), root / "labels", "GTA", "labels/<digits>.png", fix
     )
     labelled = {p.relative_to(root / "labels").with_suffix("") for p in files}
-    unlabelled = [
-        str(p) for p in list_files(root / "images", ".png")
-        if p.relative_to(root / "images").with_suffix("") not in labelled
-    ] if (root / "images").is_dir() else []  # fmt: skip
+    unlabelled = (
+        [
+            str(p)
+            for p in list_files(root / "images", ".png")
+            if p.relative_to(root / "images").with_suffix("") not in labelled
+        ]
+        if (root / "images").is_dir()
+        else []
+    )
     if unlabelled:
         raise layout_error(
             unlabelled[0],

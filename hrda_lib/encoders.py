@@ -7,7 +7,8 @@ passed explicitly (timm's default is 0) and MLP ratio 4 in every stage (timm's b
 contracts the first block of a dilated stage like mmcv's `contract_dilation=True` (spec 1.4).
 
 Key conversion of the official checkpoints (SegFormer `mit_b*.pth`, mmseg `backbone.*`, mmcv
-`open-mmlab://resnet101_v1c`) into these modules lives here too, as pure functions on dicts.
+`open-mmlab://resnet101_v1c`, and the Hugging Face `nvidia/mit-b*` copies of SegFormer's weights)
+into these modules lives here too, as pure functions on dicts.
 """
 
 from __future__ import annotations
@@ -159,6 +160,75 @@ def convert_mit_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
         )
         key = re.sub(r"^norm(\d+)\.", lambda m: f"stages.{int(m[1]) - 1}.norm.", key)
         out[key] = value
+    return out
+
+
+# Hugging Face `transformers` Segformer names -> SegFormer's names, inside a block
+# (`encoder.block.{s}.{j}.<hf>` -> `block{s+1}.{j}.<original>`).
+_HF_SEGFORMER_BLOCK = {
+    "layer_norm_1.": "norm1.",
+    "attention.self.query.": "attn.q.",
+    "attention.self.sr.": "attn.sr.",
+    "attention.self.layer_norm.": "attn.norm.",
+    "attention.output.dense.": "attn.proj.",
+    "layer_norm_2.": "norm2.",
+    "mlp.dense1.": "mlp.fc1.",
+    "mlp.dwconv.dwconv.": "mlp.dwconv.dwconv.",
+    "mlp.dense2.": "mlp.fc2.",
+}
+
+
+def is_hf_segformer_state(state_dict: dict[str, torch.Tensor]) -> bool:
+    """Whether keys are in the Hugging Face Segformer layout (`[segformer.]encoder.block...`)."""
+    pattern = re.compile(r"^(segformer\.)?encoder\.(block|patch_embeddings)\.")
+    return any(pattern.match(k) for k in state_dict)
+
+
+def convert_hf_segformer_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename Hugging Face Segformer MiT keys (`nvidia/mit-b*`) to SegFormer's `mit_b*.pth` names.
+
+    The layout is that of the files `transformers` writes and the hub holds
+    (`SegformerModel`, or `SegformerFor*` with a `segformer.` prefix); stage `s` and block `j`
+    count from 0 there and from 1 in SegFormer's names:
+
+        encoder.patch_embeddings.{s}.proj / .layer_norm   -> patch_embed{s+1}.proj / .norm
+        encoder.block.{s}.{j}.layer_norm_1                -> block{s+1}.{j}.norm1
+        ....attention.self.query                          -> ....attn.q
+        ....attention.self.key + ....attention.self.value -> ....attn.kv (concatenated on dim 0,
+                                                             key first: kv's (2C, C) output rows)
+        ....attention.self.sr / .layer_norm               -> ....attn.sr / .attn.norm
+        ....attention.output.dense                        -> ....attn.proj
+        ....layer_norm_2, mlp.dense1, mlp.dwconv.dwconv,
+            mlp.dense2                                    -> ....norm2, mlp.fc1, mlp.dwconv.dwconv,
+                                                             mlp.fc2
+        encoder.layer_norm.{s}                            -> norm{s+1}
+
+    Everything else (the ImageNet `classifier.*`, a `decode_head.*`) is dropped. Feed the result
+    to `convert_mit_keys` (as `MiTEncoder.load_official_weights` does) for timm's names.
+    """
+    out: dict[str, torch.Tensor] = {}
+    key_value: dict[str, dict[str, torch.Tensor]] = {}  # "block1.0.attn.kv.weight" -> k, v
+    for key, value in state_dict.items():
+        key = key.removeprefix("segformer.")
+        if m := re.match(r"^encoder\.patch_embeddings\.(\d+)\.(proj|layer_norm)\.(\w+)$", key):
+            name = "norm" if m[2] == "layer_norm" else "proj"
+            out[f"patch_embed{int(m[1]) + 1}.{name}.{m[3]}"] = value
+        elif m := re.match(r"^encoder\.layer_norm\.(\d+)\.(\w+)$", key):
+            out[f"norm{int(m[1]) + 1}.{m[2]}"] = value
+        elif m := re.match(r"^encoder\.block\.(\d+)\.(\d+)\.(.+)$", key):
+            block, rest = f"block{int(m[1]) + 1}.{m[2]}.", m[3]
+            if kv := re.match(r"^attention\.self\.(key|value)\.(\w+)$", rest):
+                key_value.setdefault(f"{block}attn.kv.{kv[2]}", {})[kv[1]] = value
+                continue
+            for old, new in _HF_SEGFORMER_BLOCK.items():
+                if rest.startswith(old):
+                    rest = new + rest[len(old) :]
+                    break
+            out[block + rest] = value  # an unknown name stays, to show as an unexpected key
+    for name, parts in key_value.items():
+        if set(parts) != {"key", "value"}:
+            raise ValueError(f"{name}: Hugging Face Segformer weights hold only {sorted(parts)}")
+        out[name] = torch.cat([parts["key"], parts["value"]], dim=0)  # (2C, ...) key rows first
     return out
 
 

@@ -7,6 +7,10 @@ training checkpoints and on official ones.
     python -m hrda_lib.evaluate work_dirs/synthetic_hrda/latest.pth   # -> work_dirs/.../eval
     python -m hrda_lib.evaluate official.pth --preset gta_to_cityscapes_hrda --max-images 50
     python -m hrda_lib.evaluate work_dirs/gta_dg_hrda/latest.pth --dataset bdd100k --out results/bdd
+    python -m hrda_lib.evaluate work_dirs/cs_acdc_hrda/latest.pth --format-only --dataset acdc
+
+`--format-only` writes the predictions on the dataset's unlabelled test split for its benchmark
+server instead (`hrda_lib.submission`): `<out>/submission_<dataset>.zip`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from hrda_lib.paths import data_root as default_data_root
 from hrda_lib.paths import results_root
 from hrda_lib.predict import TestSetting, predict_image, save_outputs
 from hrda_lib.presets import get_preset
+from hrda_lib.submission import SUBMISSION_FORMATS, read_test_split, write_submission
 from hrda_lib.viz import to_rgb
 
 
@@ -125,6 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--data-root", help="folder holding --dataset (default: HRDA_DATA, or data/)"
     )
+    parser.add_argument(
+        "--format-only",
+        action="store_true",
+        help="write the predictions on --dataset's TEST split (no labels) for its benchmark "
+        f"server and zip them ({', '.join(SUBMISSION_FORMATS)}); no evaluation",
+    )
     parser.add_argument("--which", default="model", choices=["model", "teacher"])
     parser.add_argument("--max-images", type=positive_int)
     parser.add_argument("--max-batch", type=positive_int, help="images per encoder call (memory)")
@@ -141,6 +152,8 @@ def main(argv: list[str] | None = None) -> None:
         help="val images to save: prediction, overlay, attention",
     )
     args = parser.parse_args(argv)
+    if args.format_only:
+        check_format_only(args.dataset, args.max_images)
     model = load_model(args.checkpoint, args.which)
     cfg = get_preset(args.preset) if args.preset else checkpoint_config(args.checkpoint)
     if cfg is None:
@@ -148,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.checkpoint} is an official checkpoint: add --preset NAME to say which "
             "experiment's data and windows to use (e.g. --preset gta_to_cityscapes_hrda)"
         )
+    if args.format_only:
+        submit(model, cfg, args)
+        return
     dataset = evaluation_dataset(cfg, args.dataset, args.data_root)
     if args.max_images:
         dataset = torch.utils.data.Subset(dataset, range(min(args.max_images, len(dataset))))
@@ -170,6 +186,40 @@ def main(argv: list[str] | None = None) -> None:
     print(result.per_class.to_string(index=False))
     print(json.dumps(result.summary))
     print(f"wrote {out}")
+
+
+def check_format_only(dataset: str | None, max_images: int | None) -> None:
+    """Raise a `UsageError` unless `--format-only` has a dataset with a server format and no
+    image limit (a server rejects a partial test set)."""
+    if dataset not in SUBMISSION_FORMATS:
+        given = f"got --dataset {dataset}" if dataset else "no --dataset given"
+        raise UsageError(
+            f"--format-only needs --dataset {' | '.join(SUBMISSION_FORMATS)} (the test split to "
+            f"predict for its benchmark server); {given}"
+        )
+    if max_images:
+        raise UsageError("--format-only predicts the whole test split: drop --max-images")
+
+
+def submit(model: torch.nn.Module, cfg: ExperimentConfig, args: argparse.Namespace) -> None:
+    """`--format-only`: predict the test split of `args.dataset` and write its zip."""
+    images = read_test_split(args.dataset, args.data_root, cfg.data.test_pipeline)
+    out = args.out or default_out(args.checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    if torch.cuda.is_available():
+        model.cuda()
+    path = write_submission(
+        model,
+        args.dataset,
+        images,
+        cfg.test_window,
+        cfg.test_stride,
+        out,
+        args.max_batch,
+        progress=True,
+    )
+    print(f"wrote {len(images)} predictions to {out / f'submission_{args.dataset}'}")
+    print(f"wrote {path}: upload it to {SUBMISSION_FORMATS[args.dataset].server}")
 
 
 def default_out(checkpoint: Path) -> Path:

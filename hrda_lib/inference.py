@@ -125,7 +125,11 @@ def slide_branches(
             shape = (image.shape[0], 1, *out.context_logits.shape[2:])
             attention = out.context_logits.new_full(shape, attention)
         size = (box[1] - box[0], box[3] - box[2])
-        for name, part in (("context", out.context_logits), ("detail", out.detail_logits),
-                           ("fused", out.fused), ("attention", attention)):  # fmt: skip
+        for name, part in (
+            ("context", out.context_logits),
+            ("detail", out.detail_logits),
+            ("fused", out.fused),
+            ("attention", attention),
+        ):
             parts[name].append(F.interpolate(part, size=size, mode="bilinear", align_corners=False))
     return {name: average_windows((height, width), boxes, p) for name, p in parts.items()}

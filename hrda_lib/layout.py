@@ -238,12 +238,15 @@ def acdc_layout(root: Path, split: str, labels: bool = True) -> PairLayout:
 
 
 def dark_zurich_layout(root: Path, split: str) -> PairLayout:
-    """Dark Zurich: training on `rgb_anon/train/night` (no labels), val with `gt/val`."""
+    """Dark Zurich: training on `rgb_anon/train/night` (no labels), val with `gt/val`, and the
+    test images `rgb_anon/test/night` (labels withheld by the benchmark server)."""
     obtain = f"download Dark_Zurich_train_anon.zip and Dark_Zurich_val_anon.zip into {root}"
-    if split == "train":
+    if split in ("train", "test"):
+        if split == "test":
+            obtain = f"download Dark_Zurich_test_anon_withoutGt.zip and extract it into {root}"
         return PairLayout(
-            "Dark Zurich train (night)",
-            root / "rgb_anon" / "train" / "night",
+            f"Dark Zurich {split} (night)",
+            root / "rgb_anon" / split / "night",
             "_rgb_anon.png",
             None,
             None,

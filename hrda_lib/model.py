@@ -153,13 +153,18 @@ class HRDASegmentor(nn.Module):
     def _detail_source(self, image: torch.Tensor) -> torch.Tensor:
         return blur_down_up(image) if self.cfg.blur_detail else image
 
-    def _context_branch(self, image: torch.Tensor, style: StyleHook | None = None):
-        context_features = self.encoder(resize(image, self.cfg.context_scale), style)
-        return (
-            context_features,
-            self.decode_head(context_features),
-            self.scale_attention(context_features),
-        )
+    def _encode_both(
+        self, context_input: torch.Tensor, detail_input: torch.Tensor, style: StyleHook | None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Encoder features of the LR context and the detail input(s). When they have the same
+        size (HRDA's default: a 1024 context seen at 0.5 and 512 detail crops) they go through
+        the encoder as one batch, which computes the same per-image values (MiT normalizes per
+        token) faster; the heads still see each branch on its own (their BatchNorms)."""
+        if style is None and context_input.shape[1:] == detail_input.shape[1:]:
+            features = self.encoder(torch.cat([context_input, detail_input]))
+            n = context_input.shape[0]
+            return [f[:n] for f in features], [f[n:] for f in features]
+        return self.encoder(context_input, style), self.encoder(detail_input, style)
 
     # -- training ----------------------------------------------------------------------------
     def forward_multires(
@@ -173,8 +178,13 @@ class HRDASegmentor(nn.Module):
             style: applied to the encoder's stage-1 features of both branches (SHADE doubles
                 the batch there: every output then has 2B samples).
         """
-        context_features, context_logits, attention = self._context_branch(image, style)
-        detail_features = self.encoder(crop(self._detail_source(image), detail_box), style)
+        context_features, detail_features = self._encode_both(
+            resize(image, self.cfg.context_scale),
+            crop(self._detail_source(image), detail_box),
+            style,
+        )
+        context_logits = self.decode_head(context_features)
+        attention = self.scale_attention(context_features)
         detail_logits = self.decode_head(detail_features)
         os, cs = self.output_stride, self.cfg.context_scale
         mask = box_mask(context_logits.shape[2:], scale_box(detail_box, os / cs), image.device)
@@ -208,6 +218,22 @@ class HRDASegmentor(nn.Module):
         return self.forward_multires(image, box, style)
 
     # -- inference ---------------------------------------------------------------------------
+    def _detail_windows(self, image: torch.Tensor) -> tuple[list[Box], torch.Tensor]:
+        """The overlapping detail windows of an image and their crops (n_windows * B, 3, h, w)."""
+        window = self.cfg.detail_crop_size
+        stride = tuple(s // 2 for s in window) if self.cfg.detail_slide_overlapping else window
+        boxes = sliding_windows(image.shape[2], image.shape[3], window, stride)
+        source = self._detail_source(image)
+        return boxes, torch.cat([crop(source, box) for box in boxes])
+
+    def _average_detail(
+        self, logits: torch.Tensor, boxes: list[Box], batch: int, image_hw: tuple[int, int]
+    ) -> torch.Tensor:
+        os = self.output_stride
+        patches = logits.split(batch)  # one (B, K, h, w) per window
+        frame = (image_hw[0] // os, image_hw[1] // os)
+        return average_windows(frame, [scale_box(box, os) for box in boxes], patches)
+
     def detail_slide(self, image: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:
         """Detail logits over the whole image from overlapping detail windows, averaged.
 
@@ -219,18 +245,9 @@ class HRDASegmentor(nn.Module):
         Returns:
             (B, K, H/os, W/os) average of the window logits where they overlap.
         """
-        batch, _, height, width = image.shape
-        window = self.cfg.detail_crop_size
-        stride = tuple(s // 2 for s in window) if self.cfg.detail_slide_overlapping else window
-        boxes = sliding_windows(height, width, window, stride)
-        source = self._detail_source(image)
-        crops = torch.cat([crop(source, box) for box in boxes])  # (n_windows * B, 3, h, w)
+        boxes, crops = self._detail_windows(image)
         logits = _run_batched(lambda x: self.decode_head(self.encoder(x)), crops, max_batch)
-        os = self.output_stride
-        patches = logits.split(batch)  # one (B, K, h, w) per window
-        return average_windows(
-            (height // os, width // os), [scale_box(box, os) for box in boxes], patches
-        )
+        return self._average_detail(logits, boxes, image.shape[0], image.shape[2:])
 
     def forward_slide(
         self,
@@ -240,15 +257,30 @@ class HRDASegmentor(nn.Module):
     ) -> MultiResOutput:
         """Inference forward of one context window: whole-image context + sliding detail.
 
+        Without `max_batch`, the context and every detail window go through the encoder as one
+        batch (the heads see each branch on its own).
+
         Args:
             image: (B, 3, H, W) normalized context window.
             attention_override: analysis modes: 0 = context only, 1 = detail only, else fixed.
             max_batch: bound on images per encoder call in the detail slide.
         """
-        context_features, context_logits, attention = self._context_branch(image)
+        context_input = resize(image, self.cfg.context_scale)
+        if max_batch is None:
+            boxes, crops = self._detail_windows(image)
+            context_features, detail_features = self._encode_both(context_input, crops, None)
+            context_logits = self.decode_head(context_features)
+            attention = self.scale_attention(context_features)
+            detail_logits = self._average_detail(
+                self.decode_head(detail_features), boxes, image.shape[0], image.shape[2:]
+            )
+        else:
+            context_features = self.encoder(context_input)
+            context_logits = self.decode_head(context_features)
+            attention = self.scale_attention(context_features)
+            detail_logits = self.detail_slide(image, max_batch)
         if attention_override is not None:
             attention = attention_override
-        detail_logits = self.detail_slide(image, max_batch)
         fused, context_weighted = fuse_logits(
             context_logits, attention, detail_logits, 1 / self.cfg.context_scale
         )

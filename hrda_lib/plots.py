@@ -284,6 +284,17 @@ def attention_vs_oracle(table: pd.DataFrame) -> plt.Figure:
 # -- training results ---------------------------------------------------------------------------
 
 
+def curve_figure(x, y, xlabel: str, ylabel: str, title: str = "") -> plt.Figure:
+    """One line: `y` against `x`."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(x, y)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def curves_figure(curves: pd.DataFrame, quantities: Sequence[str]) -> plt.Figure:
     """One panel per quantity of a tidy log (key, seed, iteration, quantity, value), one line per
     run; losses are smoothed with a running mean over 10 % of the run."""

@@ -121,8 +121,9 @@ def predict_image(
         logits = slide_inference(model, x, window, setting.stride, max_batch)
 
     def back(t: torch.Tensor) -> torch.Tensor:  # crop the padding, resize to the original
-        return F.interpolate(t[..., :h, :w], size=(height, width), mode="bilinear",
-                             align_corners=False)  # fmt: skip
+        return F.interpolate(
+            t[..., :h, :w], size=(height, width), mode="bilinear", align_corners=False
+        )
 
     pred = back(logits).argmax(1)  # (1, H, W)
     if attention is not None:
@@ -178,8 +179,11 @@ def main(argv: list[str] | None = None) -> None:
         model.cuda()
     setting = test_setting(args.checkpoint, model)
     scale = None if args.native else tuple(args.scale) if args.scale else setting.scale
-    win = tuple(args.window * 2 if len(args.window) == 1 else args.window[:2]) if args.window \
-        else setting.window  # fmt: skip
+    win = (
+        tuple(args.window * 2 if len(args.window) == 1 else args.window[:2])
+        if args.window
+        else setting.window
+    )
     stride = args.stride or ([w // 2 for w in win] if args.window else list(setting.stride))
     stride = tuple(stride * 2 if len(stride) == 1 else stride[:2])
     setting = TestSetting(scale, win, stride)
@@ -195,8 +199,10 @@ def main(argv: list[str] | None = None) -> None:
         pred, attention = predict_image(model, image, setting, args.max_batch)
         relative = path.relative_to(base)
         save_outputs(image, pred, attention, args.out / relative.parent, relative.name)
-    print(f"wrote {len(paths) - len(failed)} prediction sets to {args.out}"
-          + (f"; {len(failed)} unreadable files skipped" if failed else ""))  # fmt: skip
+    print(
+        f"wrote {len(paths) - len(failed)} prediction sets to {args.out}"
+        + (f"; {len(failed)} unreadable files skipped" if failed else "")
+    )
     if failed:
         sys.exit(min(len(failed), 125))
 

@@ -30,6 +30,7 @@ from hrda_lib.ablations import (
     detail_loss,
     domain_generalization,
     fixed_attention,
+    from_scratch,
     hrda_context,
     lr_data,
     mic,
@@ -251,6 +252,9 @@ ROWS: dict[str, Row] = {
     "oracle_hr": lambda b: supervised_oracle(
         replace(b.hrda(), model=replace(b.hrda().model, multi_resolution=False))
     ),
+    # What the ImageNet stand-in buys: supervised on the target, and source only, from scratch
+    "oracle_lr_scratch": lambda b: from_scratch(supervised_oracle(lr_data(b.hrda()))),
+    "source_only_scratch": lambda b: from_scratch(source_only(b.hrda())),
     # Tables 3-5: context and detail crop sizes
     "hrda_context0.5": lambda b: hrda_context(b.hrda(), 0.5),
     "hrda_context0.75": lambda b: hrda_context(b.hrda(), 0.75),

@@ -196,9 +196,11 @@ def pretrain(
     seed: int = 0,
     command: str = "python -m hrda_lib.pretrain",
     progress: bool = True,
-) -> dict:
+    stop_at: int | None = None,
+) -> dict | None:
     """Train the stand-in and write `out` (SegFormer layout, fp16) and its manifest; resumes
-    from `<out>.work/latest.pt`. Returns the manifest."""
+    from `<out>.work/latest.pt`. Returns the manifest (None when `stop_at` ended it early,
+    with a checkpoint to resume from)."""
     out = Path(out)
     work = out.with_suffix(".work")
     work.mkdir(parents=True, exist_ok=True)
@@ -230,9 +232,10 @@ def pretrain(
         torch.set_rng_state(state["torch"])
         iteration, log = state["iteration"], state["log"]
     per_epoch = len(train_idx) // config.batch_size
+    end = min(stop_at or config.iters, config.iters)
     bar = tqdm(total=config.iters, initial=iteration, desc="pretraining", disable=not progress)
     model.train()
-    while iteration < config.iters:
+    while iteration < end:
         epoch, step = divmod(iteration, per_epoch)
         perm = np.random.default_rng([seed, epoch]).permutation(train_idx)
         batch = perm[step * config.batch_size : (step + 1) * config.batch_size]
@@ -248,7 +251,7 @@ def pretrain(
         log.append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(log[-50:]):.3f}")
-        if iteration % config.checkpoint_interval == 0 or iteration == config.iters:
+        if iteration % config.checkpoint_interval == 0 or iteration in (end, config.iters):
             state = {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -260,6 +263,8 @@ def pretrain(
             torch.save(state, work / "latest.pt.tmp")
             (work / "latest.pt.tmp").replace(checkpoint)
     bar.close()
+    if iteration < config.iters:
+        return None
     held_accuracy = accuracy(model, images[held], labels[held])
     weights = {k: v.detach().half() for k, v in to_segformer_keys(model).items()}
     tmp = out.with_suffix(".pth.tmp")
@@ -279,6 +284,25 @@ def pretrain(
     }
     atomic_write_bytes(manifest_path(out), json.dumps(manifest, indent=2).encode())
     return manifest
+
+
+SMOKE_SET = PretrainingSetConfig(n_scenes=6, per_scene=4)
+SMOKE_TRAINING = PretrainConfig(iters=4, batch_size=8, warmup_iters=2, checkpoint_interval=2)
+
+
+def current_weights(rebuild: bool = False, smoke_folder: Path | None = None) -> Path:
+    """The stand-in's weights, rebuilt first when asked or when the code that makes them changed
+    (`staleness`); with `smoke_folder` (tests), a tiny build there instead, never the committed
+    file."""
+    if smoke_folder is not None:
+        out = Path(smoke_folder) / "stand_in_smoke.pth"
+        pretrain(out, SMOKE_SET, SMOKE_TRAINING, command="smoke", progress=False)
+        return out
+    reason = "asked" if rebuild else staleness(DEFAULT_WEIGHTS)
+    if reason:
+        print(f"rebuilding {DEFAULT_WEIGHTS} ({reason}): about 35 min on 2 CPU cores")
+        pretrain(DEFAULT_WEIGHTS)
+    return DEFAULT_WEIGHTS
 
 
 def main(argv: list[str] | None = None) -> None:

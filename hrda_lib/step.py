@@ -23,9 +23,9 @@ from torch import nn
 from torch.profiler import record_function
 
 from hrda_lib import alignment, augment, masking, shade, uda
-from hrda_lib.checkpoints import load_imagenet_encoder
 from hrda_lib.config import ExperimentConfig
 from hrda_lib.crops import crop
+from hrda_lib.imagenet_weights import load_imagenet_encoder
 from hrda_lib.model import build_segmentor, resize, segmentation_loss
 from hrda_lib.optim import build_optimizer, set_lr
 from hrda_lib.paths import resolve_weights

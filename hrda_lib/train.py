@@ -207,8 +207,14 @@ def _train(
             batch = {k: _channels_last(v) for k, v in batch.items()}
         logs = train_step(state, batch, cfg)
         now = time.perf_counter()
-        pending.append({"iteration": state.iteration, **logs, "seconds_per_iter": now - tic,
-                        "lr": state.optimizer.param_groups[0]["lr"]})  # fmt: skip
+        pending.append(
+            {
+                "iteration": state.iteration,
+                **logs,
+                "seconds_per_iter": now - tic,
+                "lr": state.optimizer.param_groups[0]["lr"],
+            }
+        )
         tic = now
         evaluate_now = state.iteration % cfg.eval_interval == 0 or state.iteration == cfg.iters
         checkpoint_now = state.iteration % cfg.checkpoint_interval == 0 or state.iteration in (

@@ -6,6 +6,7 @@ import importlib.util
 import math
 from dataclasses import replace
 
+import pandas as pd
 import torch
 
 from hrda_lib.paths import REPO_ROOT
@@ -75,3 +76,35 @@ def test_optimizations_keep_the_training_semantics() -> None:
         assert torch.allclose(grads, reference[1], atol=1e-5)
     bf16_loss, _ = loss_and_grads(model, image, autocast=True)
     assert torch.isclose(bf16_loss.float(), reference[0], rtol=0.05)
+
+
+def test_cpu_speed_benchmark_compares_each_change(tmp_path) -> None:
+    bench = _load("cpu_speed")
+    out = tmp_path / "cpu_step.csv"
+    bench.main(["--presets", "smoke_hrda", "--rounds", "1", "--out", str(out)])
+    table = pd.read_csv(out).set_index("change")
+    assert set(table.index) == {"before", "batched_encoder", "decoder_32_channels"}
+    assert table.loc["before", "speedup_vs_before"] == 1.0
+    assert (table["seconds_per_iter"] > 0).all()
+    assert not table.loc["decoder_32_channels", "same_maths"]
+    assert table.loc["batched_encoder", "same_maths"]
+
+
+def test_batching_the_encoder_keeps_the_outputs() -> None:
+    """The batched encoder pass of HRDA's two branches gives the outputs of one call each."""
+    from hrda_lib.model import HRDASegmentor, build_segmentor
+
+    model = build_segmentor(get_preset("smoke_hrda").model).eval()
+    image = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    batched = model.forward_multires(image, (0, 32, 16, 48))
+    slide = model.forward_slide(image)
+    bench = _load("cpu_speed")
+    original = HRDASegmentor._encode_both
+    HRDASegmentor._encode_both = bench.separate_encoder_calls
+    try:
+        separate = model.forward_multires(image, (0, 32, 16, 48))
+        separate_slide = model.forward_slide(image)
+    finally:
+        HRDASegmentor._encode_both = original
+    assert torch.allclose(batched.fused, separate.fused, atol=1e-5)
+    assert torch.allclose(slide.fused, separate_slide.fused, atol=1e-5)

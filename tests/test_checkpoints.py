@@ -10,12 +10,12 @@ import torch
 
 from hrda_lib.checkpoints import (
     CheckpointError,
-    load_imagenet_encoder,
     load_official_checkpoint,
     read_checkpoint,
     select_segmentor,
 )
 from hrda_lib.encoders import MiTEncoder, ResNetV1cEncoder, convert_mit_keys, infer_mit_variant
+from hrda_lib.imagenet_weights import load_imagenet_encoder
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,11 @@ def test_uda_checkpoint_student_teacher_and_bare(golden_dir: Path, tmp_path: Pat
     assert "hr_crop_size" in text and len(published) == 250  # a published file: `model.` only
     # A UDA training checkpoint holds the student, the EMA teacher and the ImageNet model.
     weights = {k[len("model.") :]: v for k, v in published.items()}
-    uda = {f"{prefix}.{k}": v for prefix in ("model", "ema_model", "imnet_model")
-           for k, v in weights.items()}  # fmt: skip
+    uda = {
+        f"{prefix}.{k}": v
+        for prefix in ("model", "ema_model", "imnet_model")
+        for k, v in weights.items()
+    }
     path = tmp_path / "uda.pth"
     torch.save({"meta": {"config": text}, "state_dict": uda}, path)
     state, _ = read_checkpoint(path)

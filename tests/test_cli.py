@@ -218,8 +218,12 @@ def test_evaluate_names_bad_checkpoint_files(tmp_path: Path, capsys) -> None:
     torch.save({"state_dict": {"x": torch.zeros(1000)}}, good)
     (tmp_path / "truncated.pth").write_bytes(good.read_bytes()[:200])
     _fails(capsys, evaluate.main, [str(tmp_path / "truncated.pth")], "truncated.pth", "truncated")
-    assert {p.name for p in tmp_path.iterdir()} == {"tensor.pth", "random.pth", "good.pth",
-                                                   "truncated.pth"}  # fmt: skip
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "tensor.pth",
+        "random.pth",
+        "good.pth",
+        "truncated.pth",
+    }
 
 
 def test_evaluate_refuses_a_data_root_it_would_ignore(
@@ -232,8 +236,13 @@ def test_evaluate_refuses_a_data_root_it_would_ignore(
 
 def test_evaluate_bad_values_and_names(smoke_run: Path, capsys) -> None:
     _fails(capsys, evaluate.main, [str(smoke_run), "--max-batch", "0"], "--max-batch")
-    _fails(capsys, evaluate.main, [str(smoke_run), "--dataset", "kitti"], "invalid choice",
-           "cityscapes")  # fmt: skip
+    _fails(
+        capsys,
+        evaluate.main,
+        [str(smoke_run), "--dataset", "kitti"],
+        "invalid choice",
+        "cityscapes",
+    )
     official = str(REPO_ROOT / "tests" / "golden" / "hrda_mitb0" / "checkpoint.pth")
     _fails(capsys, evaluate.main, [official], "official checkpoint: add --preset")
 
@@ -284,9 +293,15 @@ def test_predict_takes_any_photo(smoke_run: Path, tmp_path: Path, capsys) -> Non
     captured = capsys.readouterr()
     assert "skipped:" in captured.out and "broken.png" in captured.out
     assert "1 unreadable files skipped" in captured.out
-    expected = {"a/x.png": (300, 500), "b/x.png": (97, 131), "x.png": (150, 260),
-                "x.jpg": (150, 260), "turned.jpg": (70, 40), "big.png": (1024, 2048),
-                "tiny.png": (20, 30)}  # fmt: skip
+    expected = {
+        "a/x.png": (300, 500),
+        "b/x.png": (97, 131),
+        "x.png": (150, 260),
+        "x.jpg": (150, 260),
+        "turned.jpg": (70, 40),
+        "big.png": (1024, 2048),
+        "tiny.png": (20, 30),
+    }
     for name, (h, w) in expected.items():
         for kind in ("pred", "overlay", "attention"):
             written = out / f"{name}_{kind}.png"
@@ -301,6 +316,10 @@ def test_predict_rejects_bad_values(smoke_run: Path, tmp_path: Path, capsys) -> 
     base = [str(smoke_run), str(image), "--out", str(tmp_path / "o")]
     _fails(capsys, predict.main, [*base, "--window", "0"], "--window", "at least 8")
     _fails(capsys, predict.main, [*base, "--max-batch", "0"], "--max-batch", "at least 1")
-    _fails(capsys, predict.main, [str(smoke_run), str(tmp_path / "none"), "--out", "o"],
-           "no such file or folder")  # fmt: skip
+    _fails(
+        capsys,
+        predict.main,
+        [str(smoke_run), str(tmp_path / "none"), "--out", "o"],
+        "no such file or folder",
+    )
     assert not (tmp_path / "o").exists()

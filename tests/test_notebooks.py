@@ -60,6 +60,7 @@ def _results(executed: dict, stem: str) -> Path:
 
 def test_notebooks_follow_the_common_anatomy() -> None:
     assert STEMS == [
+        "00_imagenet_stand_in",
         "01_data_preparation",
         "02_multires_crops",
         "03_scale_attention",
@@ -78,6 +79,16 @@ def test_notebooks_follow_the_common_anatomy() -> None:
         assert len(tagged) == 1 and 'profile: str = "smoke"' in tagged[0].source
         assert "write_run_config" in nb.cells[-1].source, path.name  # the last cell saves
         assert "profile" in runner.notebook_parameters(path, "quick")
+
+
+def test_00_imagenet_stand_in(executed: dict) -> None:
+    out = _results(executed, "00_imagenet_stand_in")
+    metrics = pd.read_csv(out / "metrics.csv")
+    accuracy = metrics.query("quantity == 'heldout_accuracy'")["value"].iloc[0]
+    assert 0 <= accuracy <= 100  # a tiny stand-in built in the folder (never the committed one)
+    assert (out / "stand_in_smoke.pth").is_file()
+    assert set(metrics.query("quantity == 'val_mIoU'")["item"]) == set(PROFILE.stand_in)
+    assert {"neutral_set.png", "stand_in_loss.png"} <= {p.name for p in out.iterdir()}
 
 
 def test_01_data_preparation(executed: dict) -> None:
@@ -120,6 +131,7 @@ def test_04_ablation_crop_sizes(executed: dict) -> None:
     assert (runs["memory_mb"] > 0).all() and (runs["seconds_per_iter"] > 0).all()
     tables = pd.read_csv(out / "tables.csv")
     assert "Figure 4: DAFormer crop size (UDA)" in set(tables["table"])
+    assert runs.set_index("key").loc["daformer_hr0.75", "memory_mb"] > 0  # a sync-crop row
     assert "Measured on: synthetic 'tiny'" in (out / "tables.md").read_text()
 
 
@@ -142,6 +154,9 @@ def test_06_full_training(executed: dict) -> None:
     assert set(metrics[metrics["metric"] == "IoU"]["class"]) == set(CLASSES)
     trained_here = {p.name for p in (out / "runs").iterdir()}
     assert trained_here == {"smoke_source_only_seed0", "smoke_mic_hrda_seed0"}  # others reused
+    wide = pd.read_csv(out / "main_comparison.csv")
+    assert list(wide.columns[:5]) == ["row", "seed", "iters", "profile", "miou"]
+    assert list(wide.columns[5:]) == list(CLASSES) and len(wide) == len(catalogue.MAIN_ROWS)
     assert {"qualitative.png", "training_curves.png", "attention_hrda.png"} <= {
         p.name for p in out.iterdir()
     }
@@ -153,12 +168,21 @@ def test_09_uda_methods(executed: dict) -> None:
     rows = [key for pair in PROFILE.uda_methods.values() for key in pair]
     assert sorted(metrics.query("metric == 'mIoU'")["key"]) == sorted(rows)
     trained_here = {p.name for p in (out / "runs").iterdir()}
-    assert trained_here == {f"smoke_{k}_seed0" for k in rows} - {
-        "smoke_daformer_lr_seed0",
-        "smoke_hrda_seed0",
-    }  # the DAFormer-recipe pair is reused from 03-06
+    dg = {f"smoke_{k}_seed0" for k in PROFILE.domain_generalization} - {"smoke_source_only_seed0"}
+    assert (
+        trained_here
+        == {f"smoke_{k}_seed0" for k in rows}
+        - {
+            "smoke_daformer_lr_seed0",
+            "smoke_hrda_seed0",
+        }
+        | dg
+    )  # the DAFormer-recipe pair and source only are reused from 03-06
     table = (out / "table.md").read_text()
     assert all(method in table for method in ("DACS", "AdvSeg", "MinEnt"))
+    dg = pd.read_csv(out / "domain_generalization.csv")
+    assert set(dg["key"]) == set(PROFILE.domain_generalization)
+    assert dg["mean"].between(0, 100).all()
     curves = pd.read_csv(out / "curves.csv")
     assert {"loss_adversarial", "loss_entropy", "loss_mixed_total"} <= set(curves["quantity"])
     assert {"uda_methods.png", "training_curves.png"} <= {p.name for p in out.iterdir()}
@@ -176,6 +200,16 @@ def test_07_figures_tables(executed: dict) -> None:
     delta = claims.loc["HRDA − DAFormer (LR data)", "ours: Δ mIoU"]
     assert delta == pytest.approx(means["hrda"] - means["daformer_lr"], abs=0.01)
     assert "Table 7: components" in (out / "tables.md").read_text()
+    assert (out / "main_comparison.csv").read_bytes() == (
+        executed["results"] / "06_full_training" / "main_comparison.csv"
+    ).read_bytes()
+    by_class = pd.read_csv(out / "class_differences.csv").set_index("class")
+    wide = pd.read_csv(out / "main_comparison.csv").set_index("row")
+    assert by_class.loc["road", "hrda − daformer_lr"] == pytest.approx(
+        wide.loc["hrda", "road"] - wide.loc["daformer_lr", "road"], abs=0.01
+    )
+    attention = pd.read_csv(out / "attention.csv")
+    assert set(attention["classes"]) == {"thin", "large"}
 
 
 def test_08_official_checkpoints(executed: dict) -> None:

@@ -93,12 +93,17 @@ def test_staleness_reasons(tmp_path: Path, results: Path) -> None:
     assert runner.staleness(source, params, results, library) is None
 
 
-def test_notebook_parameters_follow_the_profile_and_the_declared_names(tmp_path: Path) -> None:
-    source = _notebook(tmp_path / "01_x.ipynb", "pass")  # declares profile and seeds, not iters
-    assert runner.notebook_parameters(source, "synthetic") == {
-        "profile": "synthetic",
-        "seeds": [0, 1, 2],
-    }
+def test_notebook_parameters_name_the_profile(tmp_path: Path) -> None:
+    """A notebook gets the profile's name; its rows, seeds and schedule come from the profile."""
+    source = _notebook(tmp_path / "01_x.ipynb", "pass")
+    assert runner.notebook_parameters(source, "synthetic") == {"profile": "synthetic"}
+
+
+def test_a_profile_runs_its_notebooks(tmp_path: Path) -> None:
+    names = ["00_a", "01_b", "05_c", "09_d"]
+    sources = [_notebook(tmp_path / f"{n}.ipynb", "pass") for n in names]
+    assert [p.stem for p in runner.profile_notebooks("quick", sources)] == ["00_a", "01_b"]
+    assert [p.stem for p in runner.profile_notebooks("synthetic", sources)] == names
 
 
 def test_run_executes_then_skips_until_forced(tmp_path: Path, results: Path) -> None:
@@ -110,7 +115,7 @@ def test_run_executes_then_skips_until_forced(tmp_path: Path, results: Path) -> 
     assert [d["status"] for d in first] == ["ran"]
     assert (results / "01_tiny" / "01_tiny.ipynb").is_file()  # the executed copy
     recorded = json.loads((results / "01_tiny" / "config.json").read_text())
-    assert recorded["parameters"] == {"profile": "smoke", "seeds": [0]}
+    assert recorded["parameters"] == {"profile": "smoke", "seeds": []}
     assert recorded["git_commit"] and recorded["versions"]["torch"]
 
     second = runner.run("smoke", results=results, notebooks=[source], log=lines.append)

@@ -108,6 +108,8 @@ ROW_NAMES: dict[str, str] = {
     **{f"daformer_lr{c}": "DAFormer (LR data)" for c in ("0.25", "0.5", "0.75")},
     **{f"daformer_hr{c}": "DAFormer (HR crops)" for c in ("0.25", "0.75")},
     "oracle_lr": "Oracle: supervised on the target, LR data",
+    "oracle_lr_scratch": "Oracle, LR data, from scratch (no stand-in)",
+    "source_only_scratch": "Source only, from scratch (no stand-in)",
     "oracle_hr": "Oracle: supervised on the target, HR data",
     "deeplabv2_lr": "DAFormer recipe (LR data)",
     "deeplabv2": "HRDA, DAFormer recipe",
@@ -133,7 +135,7 @@ class Profile:
     description: str  # one line for --list and the notebooks' headers
     benchmark: str  # smoke | synthetic | paper: where the rows run
     data: str  # synthetic variant (tiny | quick) or "real" (data/ in the official layouts)
-    seeds: tuple[int, ...]  # every table row is the mean and spread over these
+    seeds: tuple[int, ...]  # seeds of the main comparison and the crop-size study (03, 04, 06)
     iters: int | None  # schedule length of every run; None = the presets' own
     crop_sizes: tuple[str, ...]  # rows of 04 (Tables 3-5, Figure 4)
     components: tuple[str, ...]  # rows of 05 (Tables 6-7, Figure S1, Table S1)
@@ -142,6 +144,10 @@ class Profile:
         default_factory=lambda: dict(UDA_METHOD_PAIRS)
     )  # (LR, HRDA) row pairs of 09 (Table 2), by method
     domain_generalization: tuple[str, ...] = DG_ROWS  # rows of 09's DG table
+    stand_in: tuple[str, ...] = ()  # rows of 00: what the ImageNet stand-in buys
+    other_seeds: tuple[int, ...] = (0,)  # seeds of 00, 05 and 09
+    notebooks: tuple[str, ...] | None = None  # numbers of the notebooks it runs; None: all
+    jobs: int = 1  # runs trained at a time, one thread each (2 on a 2-core CPU)
 
     @property
     def synthetic_variant(self) -> str:
@@ -149,6 +155,7 @@ class Profile:
         return "quick" if self.data == "real" else self.data
 
 
+STAND_IN_ROWS = ("oracle_lr", "oracle_lr_scratch", "source_only", "source_only_scratch")
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         "smoke",
@@ -160,29 +167,35 @@ PROFILES: dict[str, Profile] = {
         iters=None,
         crop_sizes=("daformer_lr", "daformer_hr", "hrda", "daformer_hr0.75", "oracle_lr"),
         components=("daformer_lr", "daformer_hr", "hrda", "fixedatt", "ld0", "blurhr"),
+        stand_in=("oracle_lr", "oracle_lr_scratch"),
     ),
     "quick": Profile(
         "quick",
-        "the main comparison, the attention and the crop-size study on the quick synthetic set, "
-        "1 seed (`make demo`)",
+        "`make demo`: the main comparison, the scale attention and the crop-size study "
+        "(DAFormer on LR data and HR crops, the supervised oracles) on the quick synthetic set, "
+        "seed 0, two runs at a time",
         benchmark="synthetic",
         data="quick",
         seeds=(0,),
         iters=None,
         crop_sizes=("daformer_lr", "daformer_hr", "hrda", "oracle_lr", "oracle_hr"),
         components=("fixedatt", "hrda"),
-        uda_methods={},
-        domain_generalization=(),
+        notebooks=("00", "01", "02", "03", "04", "06", "07", "08"),
+        jobs=2,
     ),
     "synthetic": Profile(
         "synthetic",
-        "every row of the tables on the quick synthetic set, seeds 0-2 (hours on CPU)",
+        "the quick synthetic set: the main comparison and the crop-size study with seeds 0-2; "
+        "the components, Table 2, domain generalization and the stand-in's value with seed 0 "
+        "(hours on 2 CPU cores)",
         benchmark="synthetic",
         data="quick",
         seeds=(0, 1, 2),
         iters=None,
         crop_sizes=CROP_SIZE_ROWS,
         components=COMPONENT_ROWS,
+        stand_in=STAND_IN_ROWS,
+        jobs=2,
     ),
     "paper": Profile(
         "paper",
@@ -194,6 +207,8 @@ PROFILES: dict[str, Profile] = {
         crop_sizes=CROP_SIZE_ROWS,
         components=COMPONENT_ROWS,
         uda_methods=dict(UDA_METHOD_PAIRS_PAPER),
+        stand_in=(),
+        other_seeds=(0, 1, 2),
     ),
 }
 

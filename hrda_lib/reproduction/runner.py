@@ -51,12 +51,20 @@ def notebook_paths() -> list[Path]:
 
 
 def notebook_parameters(source: Path, profile: Profile | str) -> dict:
-    """The papermill parameters of a notebook under `profile`: `profile`, and `seeds` and
-    `iters` for the notebooks that declare them (the training notebooks)."""
+    """The papermill parameters of a notebook under `profile`: the profile's name (each
+    notebook reads its rows, seeds and schedule from it)."""
     profile = get_profile(profile)
-    implied = {"profile": profile.name, "seeds": list(profile.seeds), "iters": profile.iters or 0}
     declared = papermill.inspect_notebook(str(source))
-    return {k: v for k, v in implied.items() if k in declared}
+    return {k: v for k, v in {"profile": profile.name}.items() if k in declared}
+
+
+def profile_notebooks(profile: Profile | str, notebooks: list[Path] | None = None) -> list[Path]:
+    """The notebooks a profile runs, in order (all numbered ones unless it names a subset)."""
+    profile = get_profile(profile)
+    sources = notebooks if notebooks is not None else notebook_paths()
+    if profile.notebooks is None:
+        return list(sources)
+    return [s for s in sources if s.stem[:2] in profile.notebooks]
 
 
 def _digest(*parts: bytes) -> str:
@@ -68,9 +76,11 @@ def _digest(*parts: bytes) -> str:
 
 def provenance(source: Path, results: Path, library: Path = REPO_ROOT / "hrda_lib") -> dict:
     """What a notebook's results depend on, by content (not file times, which a clone resets):
-    the notebook, every `hrda_lib` module (sub-packages included), and the config.json of every
-    notebook it reads."""
-    code = _digest(source.read_bytes(), *(p.read_bytes() for p in sorted(library.rglob("*.py"))))
+    the notebook, every `hrda_lib` module (sub-packages included), the stand-in's committed
+    weights, and the config.json of every notebook it reads."""
+    weights = sorted((library.parent / "pretrained").glob("*.pth"))  # the stand-in's weights
+    files = [*sorted(library.rglob("*.py")), *weights]
+    code = _digest(source.read_bytes(), *(p.read_bytes() for p in files))
     upstream = {
         cfg.parent.name: _digest(cfg.read_bytes())
         for number in READS.get(source.stem[:2], ())
@@ -190,7 +200,7 @@ def run(
     """
     prof = get_profile(profile)
     results = Path(results) if results is not None else results_root()
-    sources = notebooks if notebooks is not None else notebook_paths()
+    sources = profile_notebooks(prof, notebooks)
     if only:
         sources = [s for s in sources if s.stem[:2] in only or s.stem in only]
     done = []

@@ -9,7 +9,9 @@ the same experiment from an earlier notebook's folder (read only) before trainin
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,7 +77,7 @@ def train_rows(
     runs_dir: Path,
     reuse_from: Sequence[str] = (),
     iters: int | None = None,
-    progress: bool = False,
+    jobs: int | None = None,
 ) -> list[Run]:
     """Train every row x seed of a profile, or reuse a finished run of the same experiment.
 
@@ -85,28 +87,65 @@ def train_rows(
         runs_dir: where new runs go, `<name>_seed<k>/` each.
         reuse_from: stems of notebooks whose `runs/` folders are searched first (read only).
         iters: schedule length of every run; 0 or None: the profile's (or the presets' own).
+        jobs: runs trained at a time, each in its own process with one thread (None: the
+            profile's `jobs`); on a CPU two single-threaded runs use two cores better than one
+            run with two threads.
     """
+    prof = get_profile(profile)
+    jobs = jobs or prof.jobs
     search = [results_root() / stem / "runs" for stem in reuse_from] + [Path(runs_dir)]
+    todo: list[tuple[str, int, ExperimentConfig, Path]] = []
+    found: dict[tuple[str, int], Path] = {}
+    for key in keys:
+        for seed in seeds:
+            cfg = train_length(row_config(prof, key, seed), iters)
+            if (folder := finished_run_dir(cfg, search)) is not None:
+                print(f"[runs] {cfg.name} seed {seed}: finished run reused from {folder}")
+                found[(key, seed)] = folder
+            else:
+                todo.append((key, seed, cfg, Path(runs_dir) / f"{cfg.name}_seed{seed}"))
+    if jobs > 1 and len(todo) > 1 and not torch.cuda.is_available():
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            # Longest runs first, so that the last ones running together are short.
+            order = sorted(todo, key=lambda t: -_cost(t[2]))
+            for message in pool.map(_train_one, [(cfg, work_dir) for *_, cfg, work_dir in order]):
+                print(message, flush=True)
+    else:
+        for *_, cfg, work_dir in todo:
+            print(_train_one((cfg, work_dir)), flush=True)
     runs = []
     for key in keys:
         for seed in seeds:
-            cfg = row_config(get_profile(profile), key, seed)
-            cfg = train_length(cfg, iters)
-            found = finished_run_dir(cfg, search)
-            if found is not None:
-                metrics = pd.read_csv(found / "metrics.csv")
-                print(f"[runs] {cfg.name} seed {seed}: finished run reused from {found}")
-                runs.append(Run(key, seed, cfg, found, metrics, reused=True))
-                continue
-            work_dir = Path(runs_dir) / f"{cfg.name}_seed{seed}"
-            result = train(cfg, work_dir, resume=True, progress=progress)
-            run = Run(key, seed, cfg, result.work_dir, result.metrics, reused=False)
-            print(
-                f"[runs] {cfg.name} seed {seed}: trained {cfg.iters} iterations in "
-                f"{result.wall_time_s:.0f} s, val mIoU {run.final_miou:.2f}"
-            )
-            runs.append(run)
+            cfg = train_length(row_config(prof, key, seed), iters)
+            folder = found.get((key, seed), Path(runs_dir) / f"{cfg.name}_seed{seed}")
+            metrics = pd.read_csv(folder / "metrics.csv")
+            runs.append(Run(key, seed, cfg, folder, metrics, reused=(key, seed) in found))
     return runs
+
+
+def _train_one(job: tuple[ExperimentConfig, Path]) -> str:
+    """Train one run (in a worker process: one thread); a line saying how it went."""
+    cfg, work_dir = job
+    if multiprocessing.parent_process() is not None:
+        torch.set_num_threads(1)
+    result = train(cfg, work_dir, resume=True, progress=False)
+    miou = result.metrics["val_miou"].dropna().iloc[-1]
+    return (
+        f"[runs] {cfg.name} seed {cfg.seed}: trained {cfg.iters} iterations in "
+        f"{result.wall_time_s:.0f} s, val mIoU {miou:.2f}"
+    )
+
+
+def _cost(cfg: ExperimentConfig) -> float:
+    """A rough relative cost of a run: iterations x pixels the encoder sees per iteration."""
+    crop = (cfg.data.sync_crop_size or cfg.data.source_pipeline.crop_size)[0]
+    passes = 1 if cfg.uda.method == "source_only" else 4 if cfg.uda.mic else 3
+    if cfg.model.multi_resolution:
+        detail = cfg.model.detail_crop_size[0]
+        pixels = (crop * cfg.model.context_scale) ** 2 + detail**2 * (1 + (crop / detail) ** 2)
+    else:
+        pixels = crop**2
+    return cfg.iters * passes * pixels
 
 
 def train_length(cfg: ExperimentConfig, iters: int | None) -> ExperimentConfig:

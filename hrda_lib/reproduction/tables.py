@@ -208,3 +208,63 @@ def method_pairs_table(summary: pd.DataFrame, pairs: Mapping[str, tuple[str, str
             }
         )
     return pd.DataFrame(rows)
+
+
+def seed_differences(per_run: pd.DataFrame, row: str, base: str) -> pd.DataFrame:
+    """Per seed: `row`'s mIoU minus `base`'s (both trained with that seed), and the mean and
+    std of those differences over the seeds."""
+    wide = per_run.pivot_table(index="seed", columns="key", values="mIoU")
+    if row not in wide or base not in wide:
+        return pd.DataFrame(columns=["seed", "difference"])
+    diff = (wide[row] - wide[base]).dropna().round(2)
+    table = diff.rename("difference").reset_index().astype({"seed": str})
+    summary = pd.DataFrame(
+        [("mean", round(float(diff.mean()), 2)), ("std", round(float(diff.std()), 2))],
+        columns=["seed", "difference"],
+    )
+    return pd.concat([table, summary], ignore_index=True).assign(comparison=f"{row} − {base}")
+
+
+THIN_CLASSES = ("pole", "traffic light", "traffic sign", "person", "rider", "motorcycle", "bicycle")
+LARGE_CLASSES = ("road", "building", "vegetation", "sky")
+
+
+def class_differences(wide: pd.DataFrame, row: str, base: str) -> pd.DataFrame:
+    """Per class: the IoU of `row` minus that of `base` for each seed both ran with, and the
+    mean and std over seeds; `wide` is the main comparison (a line per row and seed, a column
+    per class). Thin classes (HRDA's detail case) are marked."""
+    a = wide[wide["row"] == row].set_index("seed")
+    b = wide[wide["row"] == base].set_index("seed")
+    seeds = a.index.intersection(b.index)
+    classes = [c for c in wide.columns if c not in ("row", "seed", "iters", "profile", "miou")]
+    diff = a.loc[seeds, classes] - b.loc[seeds, classes]
+    return pd.DataFrame(
+        {
+            "class": classes,
+            "thin": [c in THIN_CLASSES for c in classes],
+            f"{row} − {base}": diff.mean().round(2).to_numpy(),
+            "std over seeds": diff.std().round(2).to_numpy(),
+            "seeds": len(seeds),
+        }
+    )
+
+
+def attention_by_group(per_class: pd.DataFrame) -> pd.DataFrame:
+    """Mean scale attention to the detail branch of the thin classes and of the large ones
+    (road, building, vegetation, sky), weighted by predicted pixels (`03`'s per-class table:
+    class, quantity, value with quantities `pixels` and `mean_attention`)."""
+    wide = per_class.pivot_table(index="class", columns="quantity", values="value")
+    rows = []
+    for group, classes in (("thin", THIN_CLASSES), ("large", LARGE_CLASSES)):
+        part = wide.loc[[c for c in classes if c in wide.index]].dropna(subset=["mean_attention"])
+        part = part[part["pixels"] > 0]
+        weighted = (part["mean_attention"] * part["pixels"]).sum() / max(part["pixels"].sum(), 1)
+        rows.append(
+            {
+                "classes": group,
+                "mean attention to detail": round(float(weighted), 3),
+                "predicted pixels": int(part["pixels"].sum()),
+                "classes with predictions": ", ".join(part.index),
+            }
+        )
+    return pd.DataFrame(rows)

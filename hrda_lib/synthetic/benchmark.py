@@ -37,7 +37,7 @@ from hrda_lib.synthetic.render import render
 from hrda_lib.synthetic.scene import HOOD, draw_scene
 
 # Bumped whenever the drawn scenes change, so that a stale generated set is not reused.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 SOURCE, TARGET = 0, 1  # domain codes in the per-image seed
 SPLIT_CODES = {"train": 0, "val": 1}
 TARGET_CITIES = {"train": ("synthville", "synthburg", "synthdorf"), "val": ("synthstadt",)}

@@ -28,13 +28,15 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from hrda_lib.classes import NUM_CLASSES, THING_CLASSES
+from hrda_lib.classes import CLASSES, NUM_CLASSES, THING_CLASSES
+from hrda_lib.synthetic.benchmark import GENERATOR_VERSION
 from hrda_lib.synthetic.render import NEUTRAL, render
 from hrda_lib.synthetic.scene import draw_scene
 
 PRETRAINING_VERSION = 1  # bumped whenever the drawn set changes (the weights become stale)
 DISTRACTOR = NUM_CLASSES  # class id of the random-shape distractors
 NUM_PRETRAINING_CLASSES = NUM_CLASSES + 1
+CLASS_NAMES: tuple[str, ...] = (*CLASSES, "distractor")
 NEUTRAL_DOMAIN = 2  # the domain code in the per-scene seed (source 0, target 1)
 POLE = 5
 OBJECT_CLASSES = (POLE, *THING_CLASSES)  # cropped by instance; the others are stuff
@@ -53,7 +55,12 @@ class PretrainingSetConfig:
     context: float = 1.6  # an instance's box is enlarged by this before cropping
 
     def manifest(self) -> dict:
-        return {**asdict(self), "version": PRETRAINING_VERSION}
+        """What the set depends on: its sizes, its own version and the scenes' generator."""
+        return {
+            **asdict(self),
+            "version": PRETRAINING_VERSION,
+            "scene_generator": GENERATOR_VERSION,
+        }
 
 
 def _instance_crop(
@@ -114,7 +121,8 @@ def scene_samples(
         patch = _cut(image, *box)
         crops.append(cv2.resize(patch, (config.crop, config.crop), interpolation=cv2.INTER_AREA))
         classes.append(int(cls))
-    return np.stack(crops), np.array(classes, dtype=np.int64)
+    empty = np.zeros((0, config.crop, config.crop, 3), dtype=np.uint8)
+    return (np.stack(crops) if crops else empty), np.array(classes, dtype=np.int64)
 
 
 def distractor(config: PretrainingSetConfig, seed: int, index: int) -> np.ndarray:
@@ -149,7 +157,7 @@ def build_set(
         crops, classes = scene_samples(config, seed, index)
         images.append(crops)
         labels.append(classes)
-    n_distractors = int(config.distractor_share * sum(len(c) for c in labels))
+    n_distractors = max(int(config.distractor_share * sum(len(c) for c in labels)), 1)
     images.append(np.stack([distractor(config, seed, i) for i in range(n_distractors)]))
     labels.append(np.full(n_distractors, DISTRACTOR, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)

@@ -304,10 +304,11 @@ def draw_two_wheeler(canvas: Canvas, cam: Camera, cls: int, x: float, z: float, 
 
 
 def draw_pole(canvas: Canvas, cam: Camera, x: float, z: float, rng) -> None:
-    """A pole 1-3 px wide (at 512 px width) with a traffic light or a sign, or bare."""
+    """A pole 0.08-0.16 m thick (1 px at least: 1-2 px beyond 20 m at 512 px width, a few px
+    near) with a traffic light or signs, or bare."""
     instance = canvas.new_instance()
     top = rng.uniform(3.5, 7.0)
-    width_px = max(round(canvas.width / 512 * rng.choice([1, 2, 2, 3])), 1)
+    width_px = max(round(cam.focal * rng.uniform(0.08, 0.16) / z), 1)
     col, row0 = cam.project(x, 0.0, z)
     row1 = cam.project(x, top, z)[1]
     c0 = int(round(col - width_px / 2))
@@ -352,7 +353,7 @@ def draw_pole(canvas: Canvas, cam: Camera, x: float, z: float, rng) -> None:
 def draw_tree(canvas: Canvas, cam: Camera, x: float, z: float, rng) -> None:
     """A tree at the sidewalk edge: trunk and crown, both vegetation."""
     instance = canvas.new_instance()
-    crown_y, radius = rng.uniform(3.5, 6.0), rng.uniform(1.4, 2.8)
+    crown_y, radius = rng.uniform(3.5, 6.0), rng.uniform(1.7, 3.0)
     canvas.polygon(front_quad(cam, x - 0.15, x + 0.15, 0.0, crown_y, z), VEGETATION, instance, BARK)
     axes = (cam.focal * radius / z, cam.focal * radius * 1.1 / z)
     canvas.ellipse(cam.project(x, crown_y + 0.5, z), axes, VEGETATION, instance)
@@ -391,7 +392,7 @@ def draw_scene(
 
     kerb = street.road_half + 0.4
     walk = (street.road_half + 0.5, street.road_half + street.sidewalk - 0.3)
-    for _ in range(rng.poisson(7.0)):
+    for _ in range(rng.poisson(9.0)):
         side, z = rng.choice([-1, 1]), log_uniform(rng, 6.0, 120.0)
         add(z, draw_pole, side * kerb, z, rng)
     for _ in range(rng.poisson(3.5)):

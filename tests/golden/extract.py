@@ -22,13 +22,33 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 IO_KEYS = (
-    "img_u8", "img_norm_mean", "img_norm_std", "train_crop_box", "train_lr_feats",
-    "train_lr_logits", "train_att", "train_lr_seg_out", "train_hr_logits", "train_fused",
-    "train_gt", "train_seg_weight", "train_losses", "pl_lr_logits", "pl_att",
-    "pl_hr_slide_logits", "pl_fused", "pl_logits_fullres_rows", "pl_rows_kept",
-    "pl_pseudo_label", "pl_pseudo_weight_scalar", "test_merged_logits_rows", "test_max_prob",
-    "test_seg_pred", "test_softmax_class_sums", "test_rows_kept",
-)  # fmt: skip
+    "img_u8",
+    "img_norm_mean",
+    "img_norm_std",
+    "train_crop_box",
+    "train_lr_feats",
+    "train_lr_logits",
+    "train_att",
+    "train_lr_seg_out",
+    "train_hr_logits",
+    "train_fused",
+    "train_gt",
+    "train_seg_weight",
+    "train_losses",
+    "pl_lr_logits",
+    "pl_att",
+    "pl_hr_slide_logits",
+    "pl_fused",
+    "pl_logits_fullres_rows",
+    "pl_rows_kept",
+    "pl_pseudo_label",
+    "pl_pseudo_weight_scalar",
+    "test_merged_logits_rows",
+    "test_max_prob",
+    "test_seg_pred",
+    "test_softmax_class_sums",
+    "test_rows_kept",
+)
 JSON_FILES = ("pure_functions.json", "mitb_keys.json", "hrda_mitb0/config.json")
 
 
