@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PROFILE ?= quick
 
-.PHONY: setup test demo reproduce lab lint format benchmark clean-venv
+.PHONY: setup test demo reproduce lab lint format benchmark gpu-check clean-venv
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,12 @@ benchmark: setup
 	$(PY) benchmarks/model_benchmark.py
 	$(PY) benchmarks/speed_benchmark.py
 	$(PY) benchmarks/cpu_speed.py
+
+# On a machine with one CUDA GPU: smoke training, the full-size step and inference against their
+# goals, into results/benchmarks/gpu_*.csv (about 8 minutes on an H100/H200). Uses .venv when it
+# exists, else the machine's python3 (a lent GPU machine's, which has torch, without installing).
+gpu-check:
+	PYTHONPATH=. $(if $(wildcard $(PY)),$(PY),$(PYTHON)) benchmarks/gpu_check.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -176,21 +176,23 @@ def synthetic_data(variant: str = "quick") -> DataConfig:
     )
 
 
-SYNTHETIC_ITERS = 1200  # the synthetic rows' schedule: their last third adds < 1 mIoU
+SYNTHETIC_ITERS = 1500  # the synthetic rows' schedule (what a 30-minute demo on 2 cores allows)
 
 
 def synthetic_hrda(variant: str = "quick", iters: int = SYNTHETIC_ITERS) -> ExperimentConfig:
     """HRDA on the synthetic benchmark: every size / 4, MiT-b0 from the stand-in of ImageNet
-    (`pretrained/synthetic_mit_b0.pth`) with FD on thing classes as in the paper, a 64-channel
-    decoder, lr 3e-4; warm-up and the teacher's EMA keep the paper's share of the schedule
-    (1500 of 40k iterations; alpha 0.999, a time constant of 1000 = 1/40 of it)."""
+    (`pretrained/synthetic_mit_b0.pth`) with FD on thing classes as in the paper, a 32-channel
+    decoder (256 in the paper; 32 makes a step 1.8x faster than 64 on a CPU), lr 3e-4; warm-up,
+    the teacher's EMA and the validations keep the paper's share of the schedule (warm-up 1500 of
+    40k iterations; alpha 0.999, a time constant of 1000 = 1/40 of it) but for six validations
+    per run (the curves)."""
     data = synthetic_data(variant)
     context = data.source_pipeline.crop_size[0]
     paper = ExperimentConfig(iters=40000)
     cfg = ExperimentConfig(
         name="synthetic_hrda",
         model=ModelConfig(
-            encoder="mit_b0", decoder_channels=64, detail_crop_size=(context // 2, context // 2)
+            encoder="mit_b0", decoder_channels=32, detail_crop_size=(context // 2, context // 2)
         ),
         data=data,
         uda=UDAConfig(),
@@ -198,9 +200,9 @@ def synthetic_hrda(variant: str = "quick", iters: int = SYNTHETIC_ITERS) -> Expe
         pretrained=SYNTHETIC_WEIGHTS,
         test_window=(context, context),
         test_stride=(context // 2, context // 2),
-        eval_interval=paper.eval_interval,
-        checkpoint_interval=paper.checkpoint_interval,
-        notes="synthetic benchmark: sizes / 4, MiT-b0 from the neutral-set stand-in, 64-ch decoder",
+        eval_interval=paper.iters // 6,
+        checkpoint_interval=paper.iters // 6,
+        notes="synthetic benchmark: sizes / 4, MiT-b0 from the neutral-set stand-in, 32-ch decoder",
     )
     return with_iters(cfg, iters)
 

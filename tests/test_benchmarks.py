@@ -7,8 +7,10 @@ import math
 from dataclasses import replace
 
 import pandas as pd
+import pytest
 import torch
 
+from hrda_lib.cli import run
 from hrda_lib.paths import REPO_ROOT
 from hrda_lib.presets import get_preset
 
@@ -108,3 +110,22 @@ def test_batching_the_encoder_keeps_the_outputs() -> None:
         HRDASegmentor._encode_both = original
     assert torch.allclose(batched.fused, separate.fused, atol=1e-5)
     assert torch.allclose(slide.fused, separate_slide.fused, atol=1e-5)
+
+
+def test_gpu_check_runs_its_cpu_smoke_version(tmp_path, capsys) -> None:
+    """`make gpu-check` without CUDA stops with one line; with --out-dir it runs at smoke size."""
+    bench = _load("gpu_check")
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            run(bench.main, [])
+        assert "no CUDA device" in capsys.readouterr().err
+    bench.main(["--out-dir", str(tmp_path), "--no-compile"])
+    training = pd.read_csv(tmp_path / "gpu_smoke_training.csv")
+    assert training["loss_finite"].all() and training["bf16_within_tolerance"].all()
+    step = pd.read_csv(tmp_path / "gpu_train_step.csv").set_index("variant")
+    assert step.loc["baseline_fp32_eager", "speedup_vs_baseline"] == 1.0
+    assert (step["seconds_per_iter"] > 0).all() and step["device"].notna().all()
+    inference = pd.read_csv(tmp_path / "gpu_inference.csv")
+    assert (inference["seconds_per_image"] > 0).all()
+    if not torch.cuda.is_available():
+        assert not step["meets_time_goal"].any() and inference["note"].str.contains("CPU").all()
