@@ -258,3 +258,28 @@ def test_readers_of_the_other_layouts(tiny_root, tmp_path):
         assert len(dataset) == 2
         assert dataset[1]["gt_semantic_seg"].shape == (64, 128)
     assert "gt_semantic_seg" not in dz_train[0] and dz_train[0]["img"].shape == (3, 64, 64)
+
+
+def test_target_side_follows_the_spec(source, target):
+    """The target half of a UDA pair as the official code draws it (spec 3.8 and the pipeline
+    table): a uniformly random target image, independent of the rare class drawn for the source;
+    the target crop without `cat_max_ratio`, the source crop with 0.75; both flipped with p 0.5."""
+    from collections import Counter
+
+    from hrda_lib.presets import get_preset
+
+    uda = datasets.UDADataset(source, target, rcs=synthetic_data("tiny").rcs, seed=0)
+    draws = [uda[i] for i in range(360)]
+    counts = Counter(d["target_img_path"] for d in draws)
+    assert len(counts) == len(target)
+    expected = len(draws) / len(target)
+    assert all(abs(n - expected) < 0.4 * expected for n in counts.values()), counts
+    by_class = Counter((int(d["rare_class"]), d["target_img_path"]) for d in draws)
+    common = Counter(int(d["rare_class"]) for d in draws).most_common(1)[0][0]
+    with_common = [n for (c, _), n in by_class.items() if c == common]
+    assert len(with_common) == len(target)  # every target image follows the commonest class
+    for name in ("gta_to_cityscapes_hrda", "synthetic_hrda"):
+        data = get_preset(name).data
+        assert data.target_pipeline.cat_max_ratio == 1.0
+        assert data.source_pipeline.cat_max_ratio == 0.75
+        assert data.source_pipeline.flip_prob == data.target_pipeline.flip_prob == 0.5
