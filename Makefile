@@ -39,6 +39,7 @@ benchmark: setup
 	$(PY) benchmarks/model_benchmark.py
 	$(PY) benchmarks/speed_benchmark.py
 	$(PY) benchmarks/cpu_speed.py
+	$(PY) benchmarks/cpu_parallel.py
 
 # On a machine with one CUDA GPU: smoke training, the full-size step and inference against their
 # goals, into results/benchmarks/gpu_*.csv (about 8 minutes on an H100/H200). Uses .venv when it

@@ -129,3 +129,12 @@ def test_gpu_check_runs_its_cpu_smoke_version(tmp_path, capsys) -> None:
     assert (inference["seconds_per_image"] > 0).all()
     if not torch.cuda.is_available():
         assert not step["meets_time_goal"].any() and inference["note"].str.contains("CPU").all()
+
+
+def test_cpu_parallel_benchmark_compares_threads_and_processes(tmp_path) -> None:
+    bench = _load("cpu_parallel")
+    out = tmp_path / "cpu_parallel.csv"
+    bench.main(["--preset", "smoke_hrda", "--cores", "2", "--steps", "1", "--out", str(out)])
+    table = pd.read_csv(out)
+    assert list(table["layout"]) == ["1 process x 2 threads", "2 processes x 1 thread"]
+    assert table.loc[0, "speedup"] == 1.0 and (table["steps_per_s"] > 0).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,8 +12,9 @@ from hrda_lib import cli
 from hrda_lib.reproduction import demo
 
 
-def _results(root: Path, rows: dict[str, list[float]]) -> Path:
-    """A results folder with 07's main comparison: `rows` maps a row to its mIoU per seed."""
+def _results(root: Path, rows: dict[str, list[float]], profile: str = "synthetic") -> Path:
+    """A results folder with 07's main comparison made under `profile`: `rows` maps a row to
+    its mIoU per seed."""
     lines = [
         (row, seed, 1200, "x", value)
         for row, values in rows.items()
@@ -21,6 +23,8 @@ def _results(root: Path, rows: dict[str, list[float]]) -> Path:
     table = pd.DataFrame(lines, columns=["row", "seed", "iters", "profile", "miou"])
     (root / "07_figures_tables").mkdir(parents=True)
     table.to_csv(root / "07_figures_tables" / "main_comparison.csv", index=False)
+    config = {"notebook": "07_figures_tables", "parameters": {"profile": profile}}
+    (root / "07_figures_tables" / "config.json").write_text(json.dumps(config))
     return root
 
 
@@ -37,6 +41,14 @@ def test_headline_numbers_are_judged_against_the_committed_seed_spread(tmp_path:
     delta = table.loc["HRDA − DAFormer (LR data) (Δ mIoU)"]
     assert delta["demo (seed 0)"] == 13 and delta["committed mean"] == 3  # per-seed pairs
     assert delta["reproduced (within 2 std)"] == "NO"
+
+
+def test_committed_results_of_another_profile_are_not_a_reference(tmp_path: Path, capsys) -> None:
+    committed = _results(tmp_path / "committed", {"hrda": [17.0]}, profile="quick")
+    run = _results(tmp_path / "demo", {"hrda": [53.0]}, profile="quick")
+    hrda = demo.headline_table(run, committed).set_index("headline").loc["HRDA (mIoU)"]
+    assert hrda["committed seeds"] == 0 and hrda["reproduced (within 2 std)"] == "–"
+    assert "is not of profile 'synthetic'" in capsys.readouterr().out
 
 
 def test_the_demo_never_writes_over_the_committed_results(capsys) -> None:

@@ -17,7 +17,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from hrda_lib import compare, presets
-from hrda_lib.reproduction import catalogue, runner
+from hrda_lib.reproduction import catalogue, runner, tables
 from hrda_lib.reproduction.results import write_run_config
 
 
@@ -162,7 +162,8 @@ def test_failure_report_names_notebook_cell_error_and_executed_copy(
 
 def test_profiles_define_distinct_experiments_for_their_rows() -> None:
     for profile in catalogue.PROFILES.values():
-        assert profile.seeds and set(profile.main) == set(catalogue.MAIN_ROWS)
+        assert profile.seeds and set(profile.main) <= set(catalogue.MAIN_ROWS)
+        assert set(catalogue.MAIN_ROWS) - set(profile.main) <= {"mic_hrda"}  # quick: no MIC
         keys = {*profile.main, *profile.crop_sizes, *profile.components}
         configs = [catalogue.row_config(profile, key) for key in keys]
         assert len({cfg.name for cfg in configs}) == len(keys), profile.name  # a folder per row
@@ -225,3 +226,27 @@ def test_compare_cli_trains_evaluates_and_tabulates(tmp_path: Path, monkeypatch)
     # A second call reuses the finished runs.
     compare.main(["--profile", "smoke", "--rows", "hrda", "--iters", "2", "--out", str(out)])
     assert len(list((out / "runs").iterdir())) == 2
+
+
+def test_tables_of_another_profile_are_left_out(capsys) -> None:
+    table = pd.DataFrame(
+        {
+            "key": ["hrda", "daformer_lr", "hrda"],
+            "mean": [40.0, 35.0, 17.0],
+            "measured_on": [
+                "synthetic 'quick' benchmark, profile synthetic, seeds 0, 1, 2, 1500 iterations",
+                "synthetic 'quick' benchmark, profile synthetic, seeds 0, 1, 2, 1500 iterations",
+                "synthetic 'quick' benchmark, profile quick, seeds 0, 200 iterations",
+            ],
+        }
+    )
+    mine = tables.of_profile(table, "synthetic", "06")
+    assert list(mine["mean"]) == [40.0, 35.0]
+    assert "1 rows of other profiles" in capsys.readouterr().out
+    assert tables.of_profile(table.iloc[[2]], "synthetic", "04") is None
+    assert "04: no rows of profile 'synthetic'" in capsys.readouterr().out
+    wide = pd.DataFrame(
+        {"row": ["hrda", "hrda"], "profile": ["quick", "synthetic"], "road": [1, 2]}
+    )
+    assert list(tables.of_profile(wide, "quick", "06")["road"]) == [1]
+    assert tables.of_profile(None, "quick", "05") is None

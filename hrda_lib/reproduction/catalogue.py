@@ -168,6 +168,7 @@ PROFILES: dict[str, Profile] = {
         crop_sizes=("daformer_lr", "daformer_hr", "hrda", "daformer_hr0.75", "oracle_lr"),
         components=("daformer_lr", "daformer_hr", "hrda", "fixedatt", "ld0", "blurhr"),
         stand_in=("oracle_lr", "oracle_lr_scratch"),
+        jobs=2,  # as the CPU profiles: tests the runs trained ahead, two at a time
     ),
     "quick": Profile(
         "quick",
@@ -180,6 +181,7 @@ PROFILES: dict[str, Profile] = {
         iters=None,
         crop_sizes=("daformer_lr", "daformer_hr", "hrda", "oracle_lr", "oracle_hr"),
         components=("fixedatt", "hrda"),
+        main=tuple(key for key in MAIN_ROWS if key != "mic_hrda"),  # MIC: the synthetic profile
         notebooks=("00", "01", "02", "03", "04", "06", "07", "08"),
         jobs=2,
     ),
@@ -211,6 +213,21 @@ PROFILES: dict[str, Profile] = {
         other_seeds=(0, 1, 2),
     ),
 }
+
+
+def notebook_rows(profile: str | Profile) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+    """The rows and seeds each training notebook of `profile` trains, by notebook number (what
+    their `train_rows` calls ask for with the default parameters)."""
+    prof = get_profile(profile)
+    pairs = tuple(key for pair in prof.uda_methods.values() for key in pair)
+    return {
+        "00": (prof.stand_in, prof.other_seeds[:1]),
+        "03": (("hrda",), prof.seeds[:1]),
+        "04": (prof.crop_sizes, prof.seeds),
+        "05": (prof.components, prof.other_seeds),
+        "06": (prof.main, prof.seeds),
+        "09": (pairs + prof.domain_generalization, prof.other_seeds),
+    }
 
 
 def get_profile(name: str | Profile) -> Profile:

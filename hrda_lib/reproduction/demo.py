@@ -1,6 +1,7 @@
 """`make demo`: a newcomer's reproduction. Runs the `quick` profile's notebooks into a folder of
-its own (never over the committed results), two single-threaded runs at a time, and ends with
-each headline number beside the committed one and whether it reproduced within the seed spread.
+its own (never over the committed results), its runs trained ahead two at a time with one thread
+each, and ends with each headline number beside the committed one and whether it reproduced
+within the seed spread.
 
     python -m hrda_lib.reproduction.demo                 # into demo/ (about 30 min on 2 cores)
     python -m hrda_lib.reproduction.demo --out /tmp/d    # elsewhere
@@ -13,6 +14,7 @@ of the committed seeds' mean. A second call reuses the finished notebooks of the
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -30,18 +32,28 @@ from hrda_lib.reproduction.tables import CLAIMS, markdown_table
 COMMITTED = REPO_ROOT / "results"
 MAIN_CSV = Path("07_figures_tables") / "main_comparison.csv"
 CROP_CSV = Path("04_ablation_crop_sizes") / "metrics.csv"
+REFERENCE = "synthetic"  # the profile of the committed seeds a demo is judged against
 
 
-def _per_seed(results: Path) -> pd.DataFrame:
-    """row, seed, mIoU of the main comparison (06) and the crop-size study (04) of a results
-    folder; empty if it has none."""
+def _profile_of(results: Path, csv: Path) -> str | None:
+    """The profile a notebook's results were made under (its `config.json`), None if unknown."""
+    config = results / csv.parent / "config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text()).get("parameters", {}).get("profile")
+
+
+def _per_seed(results: Path, profile: str | None = None) -> pd.DataFrame:
+    """row, seed, mIoU of the main comparison (07, from 06) and the crop-size study (04) of a
+    results folder, only those made under `profile` when given; empty if it has none."""
     frames = []
-    if (results / MAIN_CSV).is_file():
-        main = pd.read_csv(results / MAIN_CSV)
-        frames.append(main[["row", "seed", "miou"]])
-    if (results / CROP_CSV).is_file():
-        crop = pd.read_csv(results / CROP_CSV).rename(columns={"key": "row", "mIoU": "miou"})
-        frames.append(crop[["row", "seed", "miou"]])
+    for csv, columns in ((MAIN_CSV, {}), (CROP_CSV, {"key": "row", "mIoU": "miou"})):
+        if not (results / csv).is_file():
+            continue
+        if profile is not None and _profile_of(results, csv) != profile:
+            print(f"[demo] {results / csv} is not of profile {profile!r}: not compared against")
+            continue
+        frames.append(pd.read_csv(results / csv).rename(columns=columns)[["row", "seed", "miou"]])
     if not frames:
         return pd.DataFrame(columns=["row", "seed", "miou"])
     return pd.concat(frames).drop_duplicates(["row", "seed"])
@@ -50,7 +62,7 @@ def _per_seed(results: Path) -> pd.DataFrame:
 def headline_table(demo: Path, committed: Path = COMMITTED) -> pd.DataFrame:
     """Each headline number of the demo (rows' mIoU and the claims' differences, seed 0) beside
     the committed seeds' mean ± std, and whether it reproduced (within 2 std)."""
-    ours, theirs = _per_seed(demo), _per_seed(committed)
+    ours, theirs = _per_seed(demo), _per_seed(committed, REFERENCE)
     lines = []
 
     def add(name: str, value: float, reference: np.ndarray) -> None:

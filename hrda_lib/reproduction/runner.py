@@ -27,6 +27,7 @@ from papermill.exceptions import PapermillExecutionError
 from hrda_lib.cli import run as run_cli
 from hrda_lib.paths import REPO_ROOT, results_root
 from hrda_lib.reproduction.catalogue import PROFILES, Profile, get_profile
+from hrda_lib.reproduction.runs import train_ahead
 
 NOTEBOOKS_DIR: Path = REPO_ROOT / "notebooks"
 
@@ -176,6 +177,19 @@ def execute(source: Path, params: dict, results: Path) -> float:
     return time.perf_counter() - start
 
 
+def _training_ahead(prof: Profile, sources: list[Path], force: bool, results: Path) -> list[str]:
+    """The training notebooks (03 on) that will run: stale now, or reading one that will run.
+    Their runs are trained together before the first of them (`runs.train_ahead`): notebooks
+    run one after another, and one that trains a single run would leave a core idle."""
+    will_run: set[str] = set()
+    for source in sources:
+        number = source.stem[:2]
+        stale = force or staleness(source, notebook_parameters(source, prof), results) is not None
+        if stale or any(upstream in will_run for upstream in READS.get(number, ())):
+            will_run.add(number)
+    return [s.stem for s in sources if s.stem[:2] in will_run and s.stem[:2] >= "03"]
+
+
 def run(
     profile: str,
     only: list[str] | None = None,
@@ -203,6 +217,7 @@ def run(
     sources = profile_notebooks(prof, notebooks)
     if only:
         sources = [s for s in sources if s.stem[:2] in only or s.stem in only]
+    ahead = _training_ahead(prof, sources, force, results) if prof.jobs > 1 else []
     done = []
     for source in sources:
         params = notebook_parameters(source, prof)
@@ -211,6 +226,13 @@ def run(
             log(f"[reproduce] {source.stem:<28s} skipped (up to date)")
             done.append({"stem": source.stem, "status": "skipped", "seconds": 0.0, "reason": ""})
             continue
+        if ahead and source.stem == ahead[0]:
+            start = time.perf_counter()
+            trained = train_ahead(prof, ahead, results=results)
+            log(
+                f"[reproduce] trained {trained} runs of {', '.join(ahead)} ahead, {prof.jobs} at "
+                f"a time, in {time.perf_counter() - start:.0f} s"
+            )
         try:
             seconds = execute(source, params, results)
         except NotebookFailure as failure:

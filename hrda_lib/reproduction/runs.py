@@ -3,7 +3,9 @@ path that the notebooks and `python -m hrda_lib.compare` share.
 
 A run of row `key` with seed `k` lives in `<runs folder>/<experiment name>_seed<k>/` (the
 training checkpoint, `metrics.csv`, `config.json`). `train_rows` reuses a finished run of exactly
-the same experiment from an earlier notebook's folder (read only) before training one.
+the same experiment from any notebook's folder (read only) before training one; `train_ahead`
+trains the runs of several notebooks at once, so that two single-threaded runs keep two cores
+busy across notebook boundaries.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import torch
 from hrda_lib.checkpoints import load_model
 from hrda_lib.classes import NUM_CLASSES
 from hrda_lib.config import ExperimentConfig, with_iters
+from hrda_lib.data_setup import prepare_synthetic
 from hrda_lib.evaluate import evaluate, target_val_dataset
 from hrda_lib.model import build_segmentor, segmentation_loss
 from hrda_lib.paths import results_root
-from hrda_lib.reproduction.catalogue import get_profile, row_config
+from hrda_lib.reproduction.catalogue import get_profile, notebook_rows, row_config
 from hrda_lib.reproduction.results import device
 from hrda_lib.train import train
 
@@ -92,9 +95,9 @@ def train_rows(
             run with two threads.
     """
     prof = get_profile(profile)
-    jobs = jobs or prof.jobs
     search = [results_root() / stem / "runs" for stem in reuse_from] + [Path(runs_dir)]
-    todo: list[tuple[str, int, ExperimentConfig, Path]] = []
+    search += _all_runs_dirs()
+    todo: list[tuple[ExperimentConfig, Path]] = []
     found: dict[tuple[str, int], Path] = {}
     for key in keys:
         for seed in seeds:
@@ -103,16 +106,8 @@ def train_rows(
                 print(f"[runs] {cfg.name} seed {seed}: finished run reused from {folder}")
                 found[(key, seed)] = folder
             else:
-                todo.append((key, seed, cfg, Path(runs_dir) / f"{cfg.name}_seed{seed}"))
-    if jobs > 1 and len(todo) > 1 and not torch.cuda.is_available():
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            # Longest runs first, so that the last ones running together are short.
-            order = sorted(todo, key=lambda t: -_cost(t[2]))
-            for message in pool.map(_train_one, [(cfg, work_dir) for *_, cfg, work_dir in order]):
-                print(message, flush=True)
-    else:
-        for *_, cfg, work_dir in todo:
-            print(_train_one((cfg, work_dir)), flush=True)
+                todo.append((cfg, Path(runs_dir) / f"{cfg.name}_seed{seed}"))
+    train_all(todo, jobs or prof.jobs)
     runs = []
     for key in keys:
         for seed in seeds:
@@ -121,6 +116,52 @@ def train_rows(
             metrics = pd.read_csv(folder / "metrics.csv")
             runs.append(Run(key, seed, cfg, folder, metrics, reused=(key, seed) in found))
     return runs
+
+
+def _all_runs_dirs(results: Path | None = None) -> list[Path]:
+    """Every notebook's `runs/` folder under `results` (default: the results root)."""
+    return sorted((results or results_root()).glob("[0-9][0-9]_*/runs"))
+
+
+def train_all(todo: Sequence[tuple[ExperimentConfig, Path]], jobs: int = 1) -> None:
+    """Train each (config, work folder), `jobs` at a time in processes of one thread each on a
+    CPU (the longest first, so that the last ones running together are short)."""
+    if jobs > 1 and len(todo) > 1 and not torch.cuda.is_available():
+        datasets = {json.dumps(asdict(cfg.data), default=str): cfg.data for cfg, _ in todo}
+        for data in datasets.values():
+            prepare_synthetic(data)  # once, before processes that would race to generate it
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            order = sorted(todo, key=lambda job: -_cost(job[0]))
+            for message in pool.map(_train_one, order):
+                print(message, flush=True)
+    else:
+        for job in todo:
+            print(_train_one(job), flush=True)
+
+
+def train_ahead(
+    profile: str, stems: Sequence[str], jobs: int | None = None, results: Path | None = None
+) -> int:
+    """Train every run that the notebooks `stems` of `profile` will train (`notebook_rows`),
+    each once, into the `runs/` folder of the first notebook that asks for it under `results`
+    (default: the results root), `jobs` at a time; the notebooks then find them finished.
+    Returns the number of runs trained."""
+    prof = get_profile(profile)
+    rows = notebook_rows(prof)
+    results = results or results_root()
+    search = _all_runs_dirs(results)
+    todo: dict[str, tuple[ExperimentConfig, Path]] = {}
+    for stem in stems:
+        keys, seeds = rows.get(stem[:2], ((), ()))
+        for key in keys:
+            for seed in seeds:
+                cfg = row_config(prof, key, seed)
+                identity = json.dumps(_config_json(cfg), sort_keys=True)
+                if identity in todo or finished_run_dir(cfg, search) is not None:
+                    continue
+                todo[identity] = (cfg, results / stem / "runs" / f"{cfg.name}_seed{seed}")
+    train_all(list(todo.values()), jobs or prof.jobs)
+    return len(todo)
 
 
 def _train_one(job: tuple[ExperimentConfig, Path]) -> str:

@@ -123,6 +123,30 @@ def summarize_rows(
     return pd.DataFrame(rows).assign(measured_on=measured_on)
 
 
+def of_profile(table: pd.DataFrame | None, profile: str, source: str) -> pd.DataFrame | None:
+    """The rows of `table` (a notebook's `tables.csv` or `main_comparison.csv`) measured under
+    `profile`, or None when it has none, saying so: tables of different profiles (another
+    benchmark, schedule or seed set) are never combined into one difference.
+
+    Args:
+        table: an upstream table with a `profile` column or a `measured_on` label; None passes.
+        profile: the profile's name.
+        source: the notebook that wrote it, for the message.
+    """
+    if table is None:
+        return None
+    if "profile" in table.columns:
+        mine = table["profile"] == profile
+    else:
+        mine = table["measured_on"].str.contains(f"profile {profile},", regex=False)
+    if not mine.any():
+        print(f"{source}: no rows of profile {profile!r} yet (run it under that profile); left out")
+        return None
+    if not mine.all():
+        print(f"{source}: {int((~mine).sum())} rows of other profiles left out")
+    return table[mine].reset_index(drop=True)
+
+
 def tables_markdown(summary: pd.DataFrame) -> str:
     """One Markdown table per paper table of a `summarize_rows` result."""
     parts = []

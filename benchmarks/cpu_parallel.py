@@ -1,0 +1,110 @@
+"""How to use a CPU's cores for training: one run with every thread, or one run per core.
+
+    python benchmarks/cpu_parallel.py            # results/benchmarks/cpu_parallel.csv
+
+Times the synthetic HRDA training step (a) in one process with N threads, steps one after
+another, and (b) in N processes of one thread each, all stepping at once, and reports the steps
+per second of each and their ratio (N = the cores here). The runner's `jobs` (two runs at a time
+on the CPU profiles) rests on this measurement; run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from hrda_lib.files import write_text
+from hrda_lib.paths import results_root
+from hrda_lib.presets import get_preset
+from hrda_lib.step import build_state, train_step
+
+
+def _steps(preset: str, threads: int, steps: int, warmup: int = 2) -> float:
+    """Seconds for `steps` training steps of `preset` with `threads` threads (after warm-up)."""
+    torch.set_num_threads(threads)
+    cfg = get_preset(preset)
+    state = build_state(cfg, torch.device("cpu"))
+    height, width = cfg.data.sync_crop_size or cfg.data.source_pipeline.crop_size
+    gen = torch.Generator().manual_seed(0)
+    b = cfg.batch_size
+    batch = {
+        "img": torch.randn(b, 3, height, width, generator=gen),
+        "gt_semantic_seg": torch.randint(0, 19, (b, height, width), generator=gen),
+        "target_img": torch.randn(b, 3, height, width, generator=gen),
+        "target_valid_pseudo_mask": torch.ones(b, height, width, dtype=torch.uint8),
+    }
+    for _ in range(warmup):
+        train_step(state, batch, cfg)
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step(state, batch, cfg)
+    return time.perf_counter() - start
+
+
+def _worker(preset: str, steps: int) -> None:
+    """One single-threaded process of layout (b): build and warm up, say "ready", wait for "go"
+    on stdin (so that all processes step at once), then print the seconds its steps took."""
+    torch.set_num_threads(1)
+    _steps(preset, 1, 1, warmup=1)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    print(_steps(preset, 1, steps, warmup=0), flush=True)
+
+
+def measure(preset: str, cores: int, steps: int) -> list[dict]:
+    one = _steps(preset, cores, steps)
+    command = [sys.executable, __file__, "--worker", "--preset", preset, "--steps", str(steps)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        for _ in range(cores)
+    ]
+    for worker in workers:
+        if worker.stdout.readline().strip() != "ready":
+            raise RuntimeError("a benchmark worker failed before its first step")
+    for worker in workers:
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    per_process = [float(worker.communicate()[0].split()[-1]) for worker in workers]
+    rows = [
+        {"layout": f"1 process x {cores} threads", "steps_per_s": steps / one},
+        {
+            "layout": f"{cores} processes x 1 thread",
+            "steps_per_s": cores * steps / max(per_process),
+        },
+    ]
+    base = rows[0]["steps_per_s"]
+    device = f"{platform.machine()} CPU, {cores} cores"
+    return [
+        r | {"preset": preset, "speedup": r["steps_per_s"] / base, "device": device} for r in rows
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="synthetic_hrda")
+    parser.add_argument("--cores", type=int, default=os.cpu_count())
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument(
+        "--out", type=Path, default=results_root() / "benchmarks" / "cpu_parallel.csv"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return _worker(args.preset, args.steps)
+    table = pd.DataFrame(measure(args.preset, args.cores, args.steps))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(args.out, table.to_csv(index=False))
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
