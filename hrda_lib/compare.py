@@ -5,8 +5,9 @@ of each student on the target val set, mean and spread over seeds (a thin comman
     python -m hrda_lib.compare --profile synthetic --rows source_only daformer_lr hrda \
         --seeds 0 1 2 --out /tmp/compare
 
-Finished runs under `<out>/runs/` are reused. The committed results come from the notebooks
-(`python -m hrda_lib.reproduce`); use this for a quick comparison of your own.
+Finished runs under `<out>/runs/` and in any notebook's `runs/` folder are reused. The committed
+results come from the notebooks (`python -m hrda_lib.reproduce`); use this for a quick
+comparison of your own.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for runs and tables")
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)  # also when every run is reused from elsewhere
     runs = train_rows(args.profile, args.rows, args.seeds, args.out / "runs", iters=args.iters)
     evaluation = evaluate_runs(runs)
     iters = runs[0].config.iters

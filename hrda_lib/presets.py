@@ -6,7 +6,7 @@ by small named functions of `hrda_lib.ablations` (`lr_data`, `sync_crop`, `fixed
 ...) with sizes relative to its context crop C (1024 px in the paper). `ROWS` maps each row key
 to such a function of the benchmark, so the same row runs on the paper's data (`PAPER`,
 GTA -> Cityscapes, MiT-b5 from ImageNet) and on the synthetic benchmark (`synthetic_benchmark`,
-every size / 4, MiT-b0 from the neutral-set stand-in of ImageNet, a 64-channel decoder, a
+every size / 4, MiT-b0 from the neutral-set stand-in of ImageNet, a 32-channel decoder, a
 CPU-length schedule; `smoke`, the same for a few iterations on the tiny variant). `PRESETS`
 names every experiment once (the names of `python -m hrda_lib.train --list`); nothing is parsed
 out of a name.

@@ -214,7 +214,8 @@ def test_rcs_crop_ratio_scales_with_the_pixel_count_on_lr_data() -> None:
 
 def test_compare_cli_trains_evaluates_and_tabulates(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HRDA_DATA", str(tmp_path / "data"))
-    out = tmp_path / "compare"
+    monkeypatch.setenv("HRDA_RESULTS", str(tmp_path / "results"))
+    out = tmp_path / "results" / "06_full_training"  # as if a notebook had trained them
     compare.main(
         ["--profile", "smoke", "--rows", "daformer_lr", "hrda", "--iters", "2", "--out", str(out)]
     )
@@ -226,6 +227,10 @@ def test_compare_cli_trains_evaluates_and_tabulates(tmp_path: Path, monkeypatch)
     # A second call reuses the finished runs.
     compare.main(["--profile", "smoke", "--rows", "hrda", "--iters", "2", "--out", str(out)])
     assert len(list((out / "runs").iterdir())) == 2
+    # Into a new folder, from the notebooks' runs: nothing trained, the tables written.
+    elsewhere = tmp_path / "new" / "compare"
+    compare.main(["--profile", "smoke", "--rows", "hrda", "--iters", "2", "--out", str(elsewhere)])
+    assert (elsewhere / "table.csv").is_file() and not (elsewhere / "runs").exists()
 
 
 def test_tables_of_another_profile_are_left_out(capsys) -> None:
