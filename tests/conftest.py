@@ -32,3 +32,15 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The converted `tiny` synthetic benchmark (seed 0), generated once per test session."""
     root = tmp_path_factory.mktemp("synthetic_tiny_s0")
     return ensure_synthetic(root, "tiny", seed=0, nproc=1)
+
+
+def train_smoke_checkpoint(tmp_path_factory: pytest.TempPathFactory, name: str, iters: int) -> Path:
+    """A real training checkpoint of our format: `iters` iterations of the smoke HRDA preset."""
+    from hrda_lib import train
+    from hrda_lib.presets import get_preset
+
+    root = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HRDA_DATA", str(root / "data"))
+        train.train(get_preset("smoke_hrda"), root / "run", iters=iters, progress=False)
+    return root / "run" / "latest.pth"

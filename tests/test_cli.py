@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import train_smoke_checkpoint
 from PIL import Image
 
 from hrda_lib import checkpoints, cli, evaluate, predict, train
@@ -45,11 +46,7 @@ def _fails(capsys, main, argv: list[str], *expected: str) -> str:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-iteration smoke HRDA run: a real training checkpoint of our format."""
-    root = tmp_path_factory.mktemp("smoke_run")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("HRDA_DATA", str(root / "data"))
-        train.train(get_preset("smoke_hrda"), root / "run", iters=2, progress=False)
-    return root / "run" / "latest.pth"
+    return train_smoke_checkpoint(tmp_path_factory, "smoke_run", iters=2)
 
 
 @pytest.fixture

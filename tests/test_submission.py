@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import train_smoke_checkpoint
 from PIL import Image
 
-from hrda_lib import cli, evaluate, submission, train
+from hrda_lib import cli, evaluate, submission
 from hrda_lib.checkpoints import load_model
 from hrda_lib.conversion import TRAIN_ID_TO_CITYSCAPES_ID
 from hrda_lib.inference import predict_logits
@@ -57,11 +58,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1-iteration smoke HRDA run (a real training checkpoint with its config)."""
-    root = tmp_path_factory.mktemp("submission_run")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("HRDA_DATA", str(root / "data"))
-        train.train(get_preset("smoke_hrda"), root / "run", iters=1, progress=False)
-    return root / "run" / "latest.pth"
+    return train_smoke_checkpoint(tmp_path_factory, "submission_run", iters=1)
 
 
 def _submit(checkpoint: Path, data: Path, dataset: str, out: Path) -> zipfile.ZipFile:
