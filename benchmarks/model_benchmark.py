@@ -107,8 +107,16 @@ def main() -> None:
     frame["ratio_vs_daformer_lr"] = frame["seconds_per_iter"] / frame["seconds_per_iter"].iloc[0]
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    previous = pd.read_csv(path) if path.is_file() else None
-    frame = pd.concat([previous, frame]) if previous is not None else frame
+    if path.is_file():  # keep other devices' and shapes' rows; a re-measurement replaces its own
+        previous = pd.read_csv(path)
+        key = ["model", "encoder", "device", "device_name", "threads", "batch", "input"]
+        same = (
+            previous[key]
+            .astype(str)
+            .agg("|".join, axis=1)
+            .isin(frame[key].astype(str).agg("|".join, axis=1))
+        )
+        frame = pd.concat([previous[~same], frame])
     tmp = path.with_suffix(".csv.tmp")
     frame.to_csv(tmp, index=False)
     tmp.replace(path)

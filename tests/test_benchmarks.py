@@ -47,6 +47,49 @@ def test_model_benchmark_times_one_forward() -> None:
     assert result["seconds_per_iter"] > 0 and math.isfinite(result["peak_memory_mb"])
 
 
+def test_model_benchmark_replaces_its_own_rows(tmp_path, monkeypatch) -> None:
+    """A re-measurement replaces the rows of the same device and shape, keeps the others."""
+    bench = _load("model_benchmark")
+    out = tmp_path / "model.csv"
+    other = {
+        "model": "hrda",
+        "encoder": "mit_b5",
+        "device": "cuda",
+        "device_name": "H200",
+        "threads": 1,
+        "batch": 2,
+        "input": 1024,
+        "detail": 512.0,
+        "seconds_per_iter": 0.2,
+        "peak_memory_mb": 9000.0,
+        "ratio_vs_daformer_lr": 1.9,
+    }
+    pd.DataFrame([other]).to_csv(out, index=False)
+    argv = [
+        "model_benchmark",
+        "--context",
+        "64",
+        "--detail",
+        "32",
+        "--batch",
+        "1",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
+    monkeypatch.setattr("sys.argv", argv)
+    bench.main()
+    bench.main()
+    frame = pd.read_csv(out)
+    assert len(frame) == 3 and (frame["device_name"] == "H200").sum() == 1
+    assert sorted(frame.loc[frame["device"] == "cpu", "model"]) == ["daformer_lr", "hrda"]
+
+
 def test_optimizations_keep_the_training_semantics() -> None:
     """Activation checkpointing and channels-last give the same loss and gradients; bf16
     autocast stays within bf16 tolerance of fp32."""
