@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -289,6 +289,21 @@ def sample_strong_aug_params(
         apply_blur=blur and u_bl > 0.5,
         blur_sigma=sigma.expand(batch_size),
     )
+
+
+def select_images(params: StrongAugParams, rows: slice) -> StrongAugParams:
+    """The parameters of the images `rows` of the batch they were drawn for (a process's share
+    of the global batch of a distributed run)."""
+    jitter = params.color_jitter
+    jitter = replace(
+        jitter,
+        brightness=jitter.brightness[rows],
+        contrast=jitter.contrast[rows],
+        saturation=jitter.saturation[rows],
+        hue=jitter.hue[rows],
+        order=jitter.order[rows],
+    )
+    return replace(params, color_jitter=jitter, blur_sigma=params.blur_sigma[rows])
 
 
 def strong_augment(

@@ -25,7 +25,7 @@ from hrda_lib.reproduction.tables import markdown_table, summarize_rows, tables_
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--profile", default="synthetic", choices=list(PROFILES))
     parser.add_argument("--rows", nargs="+", default=list(MAIN_ROWS), help="row keys")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])

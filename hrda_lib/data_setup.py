@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from hrda_lib import datasets
 from hrda_lib.classes import NUM_CLASSES
 from hrda_lib.config import DataConfig, ExperimentConfig
+from hrda_lib.distributed import ONE_PROCESS, Shard, ShardSampler
 from hrda_lib.files import write_json
 from hrda_lib.layout import check_contents
 from hrda_lib.paths import data_root
@@ -152,14 +153,19 @@ class _SkipSampler(Sampler[int]):
         return itertools.islice(iter(self.base), self.start, None)
 
 
-def build_train_loader(cfg: ExperimentConfig, start: int = 0) -> DataLoader:
+def build_train_loader(
+    cfg: ExperimentConfig, start: int = 0, shard: Shard = ONE_PROCESS
+) -> DataLoader:
     """An endless loader whose sample `i` depends only on (seed, i): resuming at `start` gives
-    the batches an uninterrupted run would have seen."""
+    the batches an uninterrupted run would have seen. In a distributed run each process loads
+    its `batch_size / N` samples of every global batch (`distributed.ShardSampler`)."""
     dataset = build_train_dataset(cfg)
     sampler = _SkipSampler(datasets.InfiniteSampler(len(dataset), cfg.seed), start)
+    if shard.distributed:
+        sampler = ShardSampler(sampler, cfg.batch_size, shard)
     return DataLoader(
         dataset,
-        batch_size=cfg.batch_size,
+        batch_size=cfg.batch_size // shard.world,
         sampler=sampler,
         num_workers=cfg.data.num_workers,
         worker_init_fn=datasets.worker_init_fn,

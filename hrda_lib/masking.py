@@ -116,6 +116,8 @@ def masked_batch(
     ratio: float = 0.7,
     color_jitter_probability: float = 0.2,
     color_jitter_strength: float = 0.2,
+    batch_size: int | None = None,
+    rows: slice | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, augment.StrongAugParams | None]:
     """Augment (for `*aug` modes, batch-level) and block-mask the MIC images.
 
@@ -123,20 +125,24 @@ def masked_batch(
         mode: MIC mask mode.
         img: (N, 3, H, W) normalized images from `mic_inputs`.
         generator: source of the augmentation draws and of the mask (CPU generator).
+        batch_size, rows: draw for `batch_size` images and keep the draws of `rows`, the
+            images of `img` (a process's share of a distributed batch); default: N, all.
 
     Returns:
         masked (N, 3, H, W) images, the (N, 1, H, W) mask, and the augmentation parameters
         (None when the mode does not augment).
     """
+    n, rows = batch_size or img.shape[0], rows or slice(None)
     params = None
     if mic_uses_augmentation(mode):
         params = augment.sample_strong_aug_params(
-            img.shape[0],
+            n,
             generator,
             color_jitter_probability=color_jitter_probability,
             color_jitter_strength=color_jitter_strength,
             batch_level=True,
         )
+        params = augment.select_images(params, rows)
         img = augment.strong_augment(img, params)
-    mask = block_mask(img.shape[0], img.shape[2], img.shape[3], block_size, ratio, generator)
+    mask = block_mask(n, img.shape[2], img.shape[3], block_size, ratio, generator)[rows]
     return apply_mask(img, mask.to(img)), mask, params

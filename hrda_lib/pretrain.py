@@ -306,7 +306,7 @@ def current_weights(rebuild: bool = False, smoke_folder: Path | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iters", type=int, default=PretrainConfig.iters)

@@ -7,7 +7,9 @@ one AdamW step for the accumulated gradients. The AdvSeg and MinEnt baselines of
 the self-training passes with an adversarial or entropy loss on the target (`alignment.py`);
 domain generalization adds SHADE's style hallucination to the source pass (`shade.py`).
 `train_step` computes and updates, nothing else; logging, validation and checkpoints happen in
-`hrda_lib.train`.
+`hrda_lib.train`. In a distributed run (`hrda_lib.distributed`) each process steps on its share of
+the batch with the global batch's draws and statistics, and the gradients are averaged before the
+update.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch.profiler import record_function
 from hrda_lib import alignment, augment, masking, shade, uda
 from hrda_lib.config import ExperimentConfig
 from hrda_lib.crops import crop
+from hrda_lib.distributed import ONE_PROCESS, Shard
 from hrda_lib.imagenet_weights import load_imagenet_encoder
 from hrda_lib.model import build_segmentor, resize, segmentation_loss
 from hrda_lib.optim import build_optimizer, set_lr
@@ -82,7 +85,7 @@ def _saved(value):
 class UDAMethod:
     """What a UDA method of `UDAConfig.method` does besides the supervised source pass."""
 
-    target_pass: Callable[..., None] | None  # (state, batch, cfg, source_fused, logs)
+    target_pass: Callable[..., None] | None  # (state, batch, cfg, source_fused, logs, shard)
     teacher: bool = False  # an EMA teacher makes pseudo-labels (self-training)
     discriminator: bool = False  # AdvSeg's domain discriminator and its optimizer
 
@@ -136,7 +139,9 @@ def _autocast(device: torch.device, precision: str = "auto"):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[str, torch.Tensor]:
+def train_step(
+    state: TrainState, batch: dict, cfg: ExperimentConfig, shard: Shard = ONE_PROCESS
+) -> dict[str, torch.Tensor]:
     """One UDA iteration on a batch; updates `state` and returns the (detached) loss terms.
 
     Every pass back-propagates at once (its graph is freed before the next one) and the
@@ -144,7 +149,9 @@ def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[st
 
     Args:
         batch: `img` (B, 3, H, W), `gt_semantic_seg` (B, H, W) source; `target_img`,
-            `target_valid_pseudo_mask` (B, H, W) target, all on the model's device.
+            `target_valid_pseudo_mask` (B, H, W) target, all on the model's device (in a
+            distributed run, this process's share of the batch).
+        shard: this process's place in a distributed run (one process by default).
     """
     state.model.train()
     set_lr(state.optimizer, state.iteration, cfg.optimizer)
@@ -152,10 +159,11 @@ def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[st
     if state.teacher is not None:
         uda.update_ema(state.teacher, state.model, state.iteration, cfg.uda.ema_alpha)
     logs: dict[str, torch.Tensor] = {}
-    source_fused = _source_pass(state, batch, cfg, logs)
+    source_fused = _source_pass(state, batch, cfg, logs, shard)
     method = uda_method(cfg)
     if method.target_pass is not None:
-        method.target_pass(state, batch, cfg, source_fused, logs)
+        method.target_pass(state, batch, cfg, source_fused, logs, shard)
+    shard.average_gradients([state.model, state.discriminator])
     with record_function("optimizer_step"):
         state.optimizer.step()
         if state.discriminator_optimizer is not None:
@@ -164,7 +172,9 @@ def train_step(state: TrainState, batch: dict, cfg: ExperimentConfig) -> dict[st
     return logs
 
 
-def _source_pass(state: TrainState, batch: dict, cfg: ExperimentConfig, logs: dict) -> torch.Tensor:
+def _source_pass(
+    state: TrainState, batch: dict, cfg: ExperimentConfig, logs: dict, shard: Shard
+) -> torch.Tensor:
     """Supervised HRDA loss on the source, plus the ImageNet feature distance; backward.
 
     Returns:
@@ -205,6 +215,7 @@ def _source_pass(state: TrainState, batch: dict, cfg: ExperimentConfig, logs: di
                 cfg.uda.fd_classes,
                 cfg.uda.fd_min_ratio,
                 cfg.uda.fd_weight,
+                shard=shard,
             )
             if cfg.uda.fd_on_detail and out.detail_box is not None:  # the two terms are summed
                 with torch.no_grad():
@@ -216,6 +227,7 @@ def _source_pass(state: TrainState, batch: dict, cfg: ExperimentConfig, logs: di
                     cfg.uda.fd_classes,
                     cfg.uda.fd_min_ratio,
                     cfg.uda.fd_weight,
+                    shard=shard,
                 )
             loss = loss + fd
             logs["loss_fd"] = fd.detach()
@@ -226,10 +238,11 @@ def _source_pass(state: TrainState, batch: dict, cfg: ExperimentConfig, logs: di
 
 
 def _self_training_pass(
-    state: TrainState, batch: dict, cfg: ExperimentConfig, source_fused, logs: dict
+    state: TrainState, batch: dict, cfg: ExperimentConfig, source_fused, logs: dict, shard: Shard
 ) -> None:
     """DACS: teacher pseudo-labels, ClassMix + strong augmentation, the weighted mixed loss;
-    then MIC's masked pass on the same pseudo-labels, if configured."""
+    then MIC's masked pass on the same pseudo-labels, if configured. The per-image draws are
+    made for the global batch, of which this process keeps its rows."""
     model, device = state.model, batch["img"].device
     source, label, target = batch["img"], batch["gt_semantic_seg"], batch["target_img"]
     uda.set_teacher_mode(state.teacher)
@@ -237,16 +250,18 @@ def _self_training_pass(
         teacher_logits = state.teacher.encode_decode(target).float()
     valid = batch["target_valid_pseudo_mask"].float()
     pseudo_label, pseudo_weight = uda.pseudo_label_and_weight(
-        teacher_logits, cfg.uda.pseudo_threshold, valid
+        teacher_logits, cfg.uda.pseudo_threshold, valid, shard=shard
     )
-    mask = uda.classmix_masks(label, state.classmix_rng).to(device)
+    rows = shard.rows(source.shape[0])
+    mask = uda.classmix_masks(shard.gather(label), state.classmix_rng)[rows].to(device)
     params = augment.sample_strong_aug_params(
-        source.shape[0],
+        source.shape[0] * shard.world,
         state.generator,
         cfg.uda.color_jitter_probability,
         cfg.uda.color_jitter_strength,
         cfg.uda.blur,
     )
+    params = augment.select_images(params, rows)
     mixed = augment.strong_augment(uda.mix(mask, source, target), params)
     mixed_label = uda.mix(mask, label, pseudo_label)
     mixed_weight = uda.mix(mask, torch.ones_like(pseudo_weight), pseudo_weight)
@@ -259,7 +274,7 @@ def _self_training_pass(
     logs |= {f"loss_mixed_{k}": v.detach() for k, v in mix_losses.items()}
     logs["pseudo_weight"] = pseudo_weight.max()  # the quality scalar q (margins are 0)
     if cfg.uda.mic is not None:
-        _masked_pass(state, batch, cfg, pseudo_label, pseudo_weight, logs)
+        _masked_pass(state, batch, cfg, pseudo_label, pseudo_weight, logs, shard)
 
 
 def _masked_pass(
@@ -269,6 +284,7 @@ def _masked_pass(
     pseudo_label: torch.Tensor,
     pseudo_weight: torch.Tensor,
     logs: dict,
+    shard: Shard,
 ) -> None:
     """MIC: the HRDA loss of the masked (colour-augmented) image against the pseudo-labels."""
     mic = cfg.uda.mic
@@ -288,6 +304,8 @@ def _masked_pass(
         mic.ratio,
         cfg.uda.color_jitter_probability,
         cfg.uda.color_jitter_strength,
+        batch_size=img.shape[0] * shard.world,
+        rows=shard.rows(img.shape[0]),
     )
     with _autocast(img.device, cfg.precision), record_function("mic_pass"):
         mic_losses = segmentation_loss(
@@ -301,7 +319,12 @@ def _masked_pass(
 
 
 def _alignment_pass(
-    state: TrainState, batch: dict, cfg: ExperimentConfig, source_fused: torch.Tensor, logs: dict
+    state: TrainState,
+    batch: dict,
+    cfg: ExperimentConfig,
+    source_fused: torch.Tensor,
+    logs: dict,
+    shard: Shard,
 ) -> None:
     """AdvSeg or MinEnt on the student's fused target prediction (`hrda_lib.alignment`).
 

@@ -3,11 +3,18 @@ validation, atomic checkpoints that resume exactly, logging and the command line
 
     python -m hrda_lib.train synthetic_hrda --work-dir work_dirs/synthetic_hrda
     python -m hrda_lib.train --list
+    torchrun --nproc-per-node 2 -m hrda_lib.train synthetic_hrda   # several processes
+
+Under torchrun (`hrda_lib.distributed`) every process trains its share of the batch and rank 0
+alone writes the log, the checkpoints and the validation; a run resumes with any number of
+processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import sys
 import time
@@ -21,7 +28,7 @@ import torch
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from hrda_lib import shade
+from hrda_lib import distributed, shade
 from hrda_lib.checkpoints import read_training_checkpoint, save_training_checkpoint
 from hrda_lib.cli import UsageError, positive_int, run
 from hrda_lib.config import ExperimentConfig, apply_overrides, with_iters
@@ -67,16 +74,29 @@ def set_global_rng_state(rng: dict) -> None:
     random.setstate(rng["python"])
 
 
-def save_checkpoint(state: TrainState, cfg: ExperimentConfig, path: Path) -> None:
-    """Everything needed to resume exactly, written atomically (`checkpoints`)."""
-    save_training_checkpoint(path, cfg, state.state_dict(), global_rng_state())
+def save_checkpoint(
+    state: TrainState, cfg: ExperimentConfig, path: Path, process_rngs: list[dict] | None = None
+) -> None:
+    """Everything needed to resume exactly, written atomically (`checkpoints`); a distributed
+    run adds every process's global RNG state (`process_rngs`, by rank) to rank 0's."""
+    rng = global_rng_state()
+    if process_rngs is not None:
+        rng["processes"] = process_rngs
+    save_training_checkpoint(path, cfg, state.state_dict(), rng)
 
 
-def load_checkpoint(state: TrainState, path: Path) -> None:
-    """Restore `state` and the global RNGs from `save_checkpoint`."""
+def load_checkpoint(state: TrainState, path: Path, shard: distributed.Shard | None = None) -> bool:
+    """Restore `state` and the global RNGs from `save_checkpoint` (in a distributed run, this
+    process's global RNG). Returns False if the checkpoint holds no RNG state for this process
+    (it was saved by fewer processes), which the caller seeds then."""
     payload = read_training_checkpoint(path)
     state.load_state_dict(payload["state"])
-    set_global_rng_state(payload["rng"])
+    rank = shard.rank if shard is not None else 0
+    rngs = payload["rng"].get("processes") or [payload["rng"]]
+    if rank >= len(rngs):
+        return False
+    set_global_rng_state(rngs[rank])
+    return True
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -88,8 +108,15 @@ def _channels_last(x):
     )
 
 
-def _flush(pending: list[dict]) -> list[dict]:
-    """Convert the pending rows' loss tensors to floats (one host sync)."""
+def _flush(pending: list[dict], shard: distributed.Shard = distributed.ONE_PROCESS) -> list[dict]:
+    """Convert the pending rows' loss tensors to floats (one host sync); in a distributed run,
+    their means over the processes (one all-reduce), the losses of the global batch."""
+    if shard.distributed and pending:
+        keys = [(i, k) for i, row in enumerate(pending) for k in row if torch.is_tensor(row[k])]
+        values = torch.stack([pending[i][k].float() for i, k in keys])
+        values = shard.total(values) / shard.world
+        for (i, k), value in zip(keys, values, strict=True):
+            pending[i][k] = value
     return [{k: float(v) if torch.is_tensor(v) else v for k, v in row.items()} for row in pending]
 
 
@@ -135,8 +162,43 @@ def train(
     cfg = with_iters(cfg, iters) if iters else cfg
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    with work_dir_lock(work_dir):
-        return _train(cfg, work_dir, stop_at, resume, progress)
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    shard, device, created = distributed.launch(device_type)
+    try:
+        _check_distributed(cfg, shard)
+        with work_dir_lock(work_dir) if shard.main else contextlib.nullcontext():
+            return _train(
+                cfg,
+                work_dir,
+                stop_at,
+                resume,
+                progress and shard.main,
+                shard,
+                device or torch.device(device_type),
+            )
+    finally:
+        if created:
+            torch.distributed.destroy_process_group()
+
+
+def _check_distributed(cfg: ExperimentConfig, shard: distributed.Shard) -> None:
+    """One line for what a distributed run cannot do (before any work)."""
+    if not shard.distributed:
+        return
+    if cfg.batch_size % shard.world:
+        raise UsageError(
+            f"batch_size {cfg.batch_size} is the batch of all {shard.world} processes together "
+            f"and must be a multiple of {shard.world}: run fewer processes, or --set "
+            f"batch_size={shard.world * -(-cfg.batch_size // shard.world)} (and scale "
+            "optimizer.lr with it: the results are then not those of the paper's batch)"
+        )
+    if cfg.uda.shade is not None:
+        raise UsageError("SHADE (domain generalization) trains in one process: drop torchrun")
+    if cfg.uda.mic is not None and cfg.uda.mic.mode in ("separate", "separateaug"):
+        raise UsageError(
+            f"MIC mode {cfg.uda.mic.mode!r} trains on the first image of the batch, which a "
+            "distributed run does not have in one process: use separatetrgaug or one process"
+        )
 
 
 def _resumable(checkpoint: Path, cfg: ExperimentConfig) -> None:
@@ -151,18 +213,30 @@ def _resumable(checkpoint: Path, cfg: ExperimentConfig) -> None:
 
 
 def _train(
-    cfg: ExperimentConfig, work_dir: Path, stop_at: int | None, resume: bool, progress: bool
+    cfg: ExperimentConfig,
+    work_dir: Path,
+    stop_at: int | None,
+    resume: bool,
+    progress: bool,
+    shard: distributed.Shard,
+    device: torch.device,
 ) -> TrainResult:
     checkpoint = work_dir / "latest.pth"
     metrics_path = work_dir / "metrics.csv"
     start_time = time.perf_counter()
     _seed_everything(cfg.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     state = build_state(cfg, device)
+    if shard.distributed:
+        for module in (state.model, state.teacher):
+            if module is not None:
+                distributed.sync_batchnorm(module)
+        if shard.rank > 0:  # dropout and drop-path: a stream of its own per process
+            torch.manual_seed(cfg.seed + shard.rank)
     rows: list[dict] = []
     if resume and checkpoint.is_file():
         _resumable(checkpoint, cfg)
-        load_checkpoint(state, checkpoint)
+        if not load_checkpoint(state, checkpoint, shard):
+            torch.manual_seed(cfg.seed + shard.rank + state.iteration)
         if metrics_path.is_file():
             log = pd.read_csv(metrics_path)
             rows = log[log["iteration"] <= state.iteration].to_dict("records")
@@ -170,21 +244,24 @@ def _train(
         raise FileExistsError(
             f"{checkpoint} exists: pass resume=True (--resume) or another work dir"
         )
-    write_json(work_dir / "config.json", asdict(cfg))
+    if shard.main:
+        write_json(work_dir / "config.json", asdict(cfg))
     if state.iteration >= cfg.iters:
         return TrainResult(work_dir, checkpoint, pd.DataFrame(rows), 0.0)
 
-    check_training_data(cfg, progress)
-    loader = build_train_loader(cfg, start=state.iteration * cfg.batch_size)
-    val_dataset = build_val_dataset(cfg)
-    if cfg.eval_max_images is not None:
+    if shard.main:  # the others wait: a synthetic benchmark is generated once
+        check_training_data(cfg, progress)
+    shard.barrier()
+    loader = build_train_loader(cfg, start=state.iteration * cfg.batch_size, shard=shard)
+    val_dataset = build_val_dataset(cfg) if shard.main else None
+    if val_dataset is not None and cfg.eval_max_images is not None:
         val_dataset = Subset(val_dataset, range(min(cfg.eval_max_images, len(val_dataset))))
     end = min(cfg.iters, stop_at) if stop_at is not None else cfg.iters
     bar = None
     if progress:
         bar = tqdm(total=end, initial=state.iteration, desc=cfg.name, dynamic_ncols=True)
     batches = iter(loader)
-    writer = _tensorboard_writer(work_dir)
+    writer = _tensorboard_writer(work_dir) if shard.main else None
     monitor = DivergenceMonitor(state.model)
     saved_at = state.iteration if checkpoint.is_file() else None
 
@@ -205,7 +282,7 @@ def _train(
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in next(batches).items()}
         if cfg.channels_last:
             batch = {k: _channels_last(v) for k, v in batch.items()}
-        logs = train_step(state, batch, cfg)
+        logs = train_step(state, batch, cfg, shard)
         now = time.perf_counter()
         pending.append(
             {
@@ -222,7 +299,7 @@ def _train(
             cfg.iters,
         )
         if evaluate_now or checkpoint_now or state.iteration % cfg.log_interval == 0:
-            flushed = _flush(pending)  # host sync
+            flushed = _flush(pending, shard)  # host sync
             pending = []
             for row in flushed:
                 if problem := monitor.loss_problem(row):
@@ -240,18 +317,25 @@ def _train(
                     s_it=f"{rows[-1]['seconds_per_iter']:.2f}",
                 )
         if evaluate_now:
-            result = evaluate(
-                state.model, val_dataset, cfg.test_window, cfg.test_stride, cfg.max_batch
-            )
-            rows[-1] |= {"val_miou": result.summary["mIoU"], "val_aacc": result.summary["aAcc"]}
-            state.model.train()
+            if shard.main:
+                result = evaluate(
+                    state.model, val_dataset, cfg.test_window, cfg.test_stride, cfg.max_batch
+                )
+                rows[-1] |= {
+                    "val_miou": result.summary["mIoU"],
+                    "val_aacc": result.summary["aAcc"],
+                }
+                state.model.train()
+            shard.barrier()
             tic = time.perf_counter()
         if checkpoint_now:
             if problem := monitor.weight_problem(state.model):
                 raise diverged(state.iteration, problem)
-            save_checkpoint(state, cfg, checkpoint)
+            process_rngs = shard.gather_objects(global_rng_state()) if shard.distributed else None
+            if shard.main:
+                save_checkpoint(state, cfg, checkpoint, process_rngs)
+                write_text(metrics_path, pd.DataFrame(rows).to_csv(index=False))
             saved_at = state.iteration
-            write_text(metrics_path, pd.DataFrame(rows).to_csv(index=False))
     if bar is not None:
         bar.close()
     if writer is not None:
@@ -294,6 +378,8 @@ def main(argv: list[str] | None = None) -> None:
         result = train(cfg, work_dir, args.iters, args.stop_at, args.resume)
     except DivergedError as error:
         sys.exit(f"error: {error}")
+    if int(os.environ.get("RANK", "0")) > 0:  # torchrun: rank 0 reports
+        return
     last = result.metrics.dropna(subset=["val_miou"]) if "val_miou" in result.metrics else None
     summary = (
         f"; val mIoU {last['val_miou'].iloc[-1]:.2f}" if last is not None and len(last) else ""

@@ -31,6 +31,7 @@ from timm.layers import DropPath
 from torch import nn
 
 from hrda_lib.classes import IGNORE_INDEX, NUM_CLASSES, THING_CLASSES
+from hrda_lib.distributed import Shard
 
 # ----------------------------------------------------------------------------- EMA teacher
 
@@ -90,6 +91,7 @@ def pseudo_label_and_weight(
     valid_mask: torch.Tensor | None = None,
     ignore_top: int = 0,
     ignore_bottom: int = 0,
+    shard: Shard | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher pseudo-labels and their weight (one quality scalar per batch x margin mask).
 
@@ -101,6 +103,7 @@ def pseudo_label_and_weight(
             cropped `crops.pseudo_label_margin_mask`); multiplied into the weight.
         ignore_top, ignore_bottom: legacy "plcrop v1" of DAFormer: zero the weight of the top /
             bottom rows of the crop (15 / 120 for 512 crops); exclusive with `valid_mask`.
+        shard: in a distributed run, q is the fraction of the global batch's pixels.
 
     Returns:
         pseudo_label: (B, H, W) int64 argmax class ids.
@@ -112,8 +115,11 @@ def pseudo_label_and_weight(
     pseudo_prob, pseudo_label = probs.max(dim=1)  # (B, H, W) each
     if threshold is None:
         quality = torch.ones((), dtype=torch.float64, device=logits.device)
-    else:  # count / numel in float64 like the official python division, then float32
+    elif shard is None or not shard.distributed:  # in float64 like the official python division
         quality = (pseudo_prob >= threshold).sum().double() / pseudo_prob.numel()
+    else:
+        pixels = torch.tensor(pseudo_prob.numel(), device=logits.device)
+        quality = shard.total((pseudo_prob >= threshold).sum()).double() / shard.total(pixels)
     pseudo_weight = quality.float() * torch.ones_like(pseudo_prob, dtype=torch.float32)
     if (ignore_top > 0 or ignore_bottom > 0) and valid_mask is not None:
         raise ValueError("ignore_top/ignore_bottom (plcrop v1) and valid_mask are exclusive")
@@ -223,6 +229,7 @@ def feature_distance_loss(
     weight: float = 0.005,
     num_classes: int = NUM_CLASSES,
     ignore_index: int = IGNORE_INDEX,
+    shard: Shard | None = None,
 ) -> torch.Tensor:
     """lambda_fd * mean over thing-class cells of ||f_student - f_imnet||_2 (over channels).
 
@@ -233,6 +240,9 @@ def feature_distance_loss(
             W // w and purity `min_ratio` to decide which cells are things.
         thing_classes: class ids whose cells are regularized.
         weight: lambda_fd.
+        shard: in a distributed run, the mean is over the thing cells of the global batch:
+            this process's sum times N over the global count, which the gradient average over
+            the processes turns into the one-process loss.
 
     Returns:
         Scalar loss; 0 (with a zero, finite gradient) when no cell is a thing.
@@ -249,4 +259,6 @@ def feature_distance_loss(
     mask = torch.isin(cell_label, things)  # (B, h, w)
     distance = torch.norm(f_student - f_imnet.detach(), p=2, dim=1)  # (B, h, w)
     masked_sum = torch.where(mask, distance, torch.zeros_like(distance)).sum()
-    return weight * masked_sum / mask.sum().clamp(min=1)
+    if shard is None or not shard.distributed:
+        return weight * masked_sum / mask.sum().clamp(min=1)
+    return weight * masked_sum * shard.world / shard.total(mask.sum()).clamp(min=1)

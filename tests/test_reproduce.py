@@ -255,3 +255,24 @@ def test_tables_of_another_profile_are_left_out(capsys) -> None:
     )
     assert list(tables.of_profile(wide, "quick", "06")["road"]) == [1]
     assert tables.of_profile(None, "quick", "05") is None
+
+
+def test_training_curves_average_windows_and_keep_validation() -> None:
+    from hrda_lib.reproduction.runs import Run, training_curves
+
+    metrics = pd.DataFrame(
+        {
+            "iteration": range(1, 41),
+            "loss": [float(i) for i in range(1, 41)],
+            "lr": 1e-4,
+            "val_miou": [50.0 if i % 20 == 0 else None for i in range(1, 41)],
+        }
+    )
+    run = Run("hrda", 0, presets.get_preset("smoke_hrda"), Path("."), metrics, reused=False)
+    curves = training_curves([run], window=10)
+    loss = curves[curves["quantity"] == "loss"]
+    assert list(loss["iteration"]) == [10, 20, 30, 40]
+    assert list(loss["value"]) == [5.5, 15.5, 25.5, 35.5]  # means of 1-10, 11-20, ...
+    val = curves[curves["quantity"] == "val_miou"]
+    assert list(val["iteration"]) == [20, 40] and list(val["value"]) == [50.0, 50.0]
+    assert "lr" not in set(curves["quantity"]) and set(curves["key"]) == {"hrda"}

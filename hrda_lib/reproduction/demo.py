@@ -94,7 +94,7 @@ def headline_table(demo: Path, committed: Path = COMMITTED) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "demo", help="results folder")
     parser.add_argument("--profile", default="quick", help="the profile to run (quick)")
     args = parser.parse_args(argv)
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     text = (
         f"# Demo: profile {args.profile}, {minutes:.1f} min\n\n"
         f"Each headline number of this run (seed 0) beside the committed `synthetic` profile's "
-        f"seeds in {COMMITTED} (mean ± std); it reproduces when it lies within 2 std.\n\n"
-        + markdown_table(table)
+        "seeds in the repository's `results/` (mean ± std); it reproduces when it lies within "
+        "2 std.\n\n" + markdown_table(table)
     )
     write_text(out / "summary.md", text)
     print(text)

@@ -246,7 +246,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--profile", default="quick", choices=list(PROFILES))
     parser.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 04,05")
     parser.add_argument("--force", action="store_true", help="re-run up-to-date notebooks too")

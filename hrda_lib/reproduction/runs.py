@@ -212,14 +212,22 @@ def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
     )
 
 
-def training_curves(runs: Sequence[Run]) -> pd.DataFrame:
-    """Tidy per-iteration log of all runs: key, seed, iteration, quantity, value."""
+def training_curves(runs: Sequence[Run], window: int = 10) -> pd.DataFrame:
+    """Tidy log of all runs: key, seed, iteration, quantity, value.
+
+    Each quantity is averaged over windows of `window` iterations, each point placed at its
+    window's last iteration (a 1500-iteration run gives 150 points, not 1500); the validation
+    values, logged every few hundred iterations, stay as they are when `window` divides that
+    interval. The full log is each run's `metrics.csv`.
+    """
     frames = []
     for r in runs:
         log = r.metrics.drop(columns=["lr"], errors="ignore").melt(
             id_vars="iteration", var_name="quantity", value_name="value"
         )
-        frames.append(log.dropna().assign(key=r.key, seed=r.seed))
+        log = log.dropna().assign(iteration=lambda f: -(-f["iteration"] // window) * window)
+        log = log.groupby(["iteration", "quantity"], as_index=False, sort=False)["value"].mean()
+        frames.append(log.assign(key=r.key, seed=r.seed))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -67,6 +67,16 @@ CLAIMS: tuple[tuple[str, str, str], ...] = (
     ("λ_d 0.1 − λ_d 0 (Figure S1)", "hrda", "ld0"),
     ("detail HR0.5 − HR0.25 (Table 4)", "hrda", "detail0.25"),
     ("context LR1.0 − LR0.5 (Table 3)", "hrda", "hrda_context0.5"),
+    ("context LR1.0 − LR0.75 (Table 3)", "hrda", "hrda_context0.75"),
+    (
+        "HRDA LR0.75 + HR0.375 − DAFormer HR0.75 (Table 5)",
+        "hrda_context0.75_detail0.375",
+        "daformer_hr0.75",
+    ),
+    ("DAFormer LR data − small HR crops HR0.25 (Figure 4)", "daformer_lr", "daformer_hr0.25"),
+    ("HRDA − DAFormer small HR crops HR0.25 (Figure 4)", "hrda", "daformer_hr0.25"),
+    ("DAFormer HR crops 0.75 − 0.5 (Figure 4)", "daformer_hr0.75", "daformer_hr"),
+    ("DAFormer LR data 1.0 − 0.5 crops (Figure 4)", "daformer_lr", "daformer_lr0.5"),
 )
 
 

@@ -337,7 +337,8 @@ def summary_markdown(root: Path, m: dict) -> str:
     lines = [
         "# Synthetic benchmark datasheet",
         "",
-        f"Root: `{root}`. Images: {m['counts']['source']} source (GTA layout), "
+        f"Folder: `{root.name}` (under the data root). "
+        f"Images: {m['counts']['source']} source (GTA layout), "
         f"{m['counts']['target_train']} target train and {m['counts']['target_val']} target "
         "val (Cityscapes layout).",
         "",
