@@ -179,5 +179,9 @@ def test_cpu_parallel_benchmark_compares_threads_and_processes(tmp_path) -> None
     out = tmp_path / "cpu_parallel.csv"
     bench.main(["--preset", "smoke_hrda", "--cores", "2", "--steps", "1", "--out", str(out)])
     table = pd.read_csv(out)
-    assert list(table["layout"]) == ["1 process x 2 threads", "2 processes x 1 thread"]
+    assert list(table["layout"]) == [
+        "1 process x 2 threads",
+        "2 processes x 1 thread",
+        "1 run on 2 processes x 1 thread (torchrun)",
+    ]
     assert table.loc[0, "speedup"] == 1.0 and (table["steps_per_s"] > 0).all()
