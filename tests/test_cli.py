@@ -112,8 +112,8 @@ def test_divergence_stops_and_keeps_the_checkpoint_from_before(
     cfg = replace(get_preset("smoke_source_only"), checkpoint_interval=1)
     real_step = step_module.train_step
 
-    def exploding(state, batch, cfg):  # weights blow up at the 3rd iteration
-        logs = real_step(state, batch, cfg)
+    def exploding(state, batch, cfg, *shard):  # weights blow up at the 3rd iteration
+        logs = real_step(state, batch, cfg, *shard)
         if state.iteration == 3:
             with torch.no_grad():
                 for param in state.model.parameters():
