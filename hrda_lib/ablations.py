@@ -159,6 +159,13 @@ def from_scratch(cfg: ExperimentConfig) -> ExperimentConfig:
     return replace(cfg, pretrained="", uda=replace(cfg.uda, fd_weight=0.0))
 
 
+def fractal_pretraining(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The encoder from formula-driven (FractalDB-style) pretraining instead of the stand-in or
+    ImageNet: `pretrained/fractal_<encoder>.pth` (`python -m hrda_lib.pretrain --set fractal`
+    makes it for MiT-b0); the feature distance keeps it as its "ImageNet" model."""
+    return replace(cfg, pretrained=f"pretrained/fractal_{cfg.model.encoder}.pth")
+
+
 def supervised_oracle(cfg: ExperimentConfig) -> ExperimentConfig:
     """Figure 4's oracle: supervised on the target's own training labels, no UDA, no RCS."""
     source = replace(cfg.data.target_pipeline, margins=None, cat_max_ratio=0.75)

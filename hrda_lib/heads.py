@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hrda_lib import depthwise
+
 
 class ConvBNReLU(nn.Module):
     """Conv (no bias) + BatchNorm + ReLU, mmcv's `ConvModule` with BN and ReLU."""
@@ -47,7 +49,11 @@ class ConvBNReLU(nn.Module):
         nn.init.zeros_(self.bn.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+        if depthwise.applies(self.conv, x):  # the ASPP's depthwise convolutions on a CPU
+            y = depthwise.depthwise_conv3x3(x, self.conv.weight, self.conv.dilation[0])
+        else:
+            y = self.conv(x)
+        return F.relu(self.bn(y), inplace=True)  # BatchNorm's backward does not need its output
 
 
 class DepthwiseSeparableConv(nn.Module):

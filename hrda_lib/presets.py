@@ -30,6 +30,7 @@ from hrda_lib.ablations import (
     detail_loss,
     domain_generalization,
     fixed_attention,
+    fractal_pretraining,
     from_scratch,
     hrda_context,
     lr_data,
@@ -257,6 +258,9 @@ ROWS: dict[str, Row] = {
     # What the ImageNet stand-in buys: supervised on the target, and source only, from scratch
     "oracle_lr_scratch": lambda b: from_scratch(supervised_oracle(lr_data(b.hrda()))),
     "source_only_scratch": lambda b: from_scratch(source_only(b.hrda())),
+    # ... and what formula-driven pretraining (FractalDB-style) buys instead of it
+    "oracle_lr_fractal": lambda b: fractal_pretraining(supervised_oracle(lr_data(b.hrda()))),
+    "source_only_fractal": lambda b: fractal_pretraining(source_only(b.hrda())),
     # Tables 3-5: context and detail crop sizes
     "hrda_context0.5": lambda b: hrda_context(b.hrda(), 0.5),
     "hrda_context0.75": lambda b: hrda_context(b.hrda(), 0.75),

@@ -3,11 +3,13 @@ synthetic benchmark, written in SegFormer's `mit_b*.pth` layout.
 
     python -m hrda_lib.pretrain                       # pretrained/synthetic_mit_b0.pth (~30 min)
     python -m hrda_lib.pretrain --check               # is the committed file current?
+    python -m hrda_lib.pretrain --set fractal         # pretrained/fractal_mit_b0.pth instead
 
 ImageNet pretraining as SegFormer does it, scaled to a CPU: the encoder with a classifier on its
 globally pooled last stage (`head.*`, which `load_imagenet_encoder` drops as it drops
 ImageNet's), AdamW with a linear warm-up and a cosine decay, label smoothing 0.1, random resized
-crops and flips. The set is `hrda_lib.synthetic.pretraining` (neither source nor target). The
+crops and flips. The set is `hrda_lib.synthetic.pretraining` (neither source nor target), or
+with `--set fractal` the formula-driven alternative `hrda_lib.synthetic.fractals`. The
 weights are stored as float16 (loaded back as float32) with a manifest beside them (the command,
 seed, set and training configs, set version, SHA-256 and held-out accuracy), so a run can tell
 whether they are current; `load_imagenet_encoder` and the feature distance read them exactly
@@ -31,19 +33,22 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from hrda_lib.cli import run
+from hrda_lib import allocator
+from hrda_lib.cli import UsageError, run
 from hrda_lib.encoders import MiTEncoder
 from hrda_lib.files import atomic_write_bytes
 from hrda_lib.paths import REPO_ROOT, data_root
-from hrda_lib.synthetic.pretraining import (
-    NUM_PRETRAINING_CLASSES,
-    PretrainingSetConfig,
-    build_set,
-)
+from hrda_lib.synthetic.fractals import FractalSetConfig, build_fractal_set
+from hrda_lib.synthetic.pretraining import PretrainingSetConfig, build_set
 from hrda_lib.transforms import IMG_MEAN, IMG_STD
 
 DEFAULT_WEIGHTS = REPO_ROOT / "pretrained" / "synthetic_mit_b0.pth"
 DEFAULT_SET = PretrainingSetConfig()
+SetConfig = PretrainingSetConfig | FractalSetConfig
+SETS: dict[str, tuple[SetConfig, Path]] = {  # --set: the set and where its weights go
+    "neutral": (DEFAULT_SET, DEFAULT_WEIGHTS),
+    "fractal": (FractalSetConfig(), REPO_ROOT / "pretrained" / "fractal_mit_b0.pth"),
+}
 
 
 @dataclass(frozen=True)
@@ -71,14 +76,14 @@ def manifest_path(weights: Path) -> Path:
     return Path(weights).with_suffix(".json")
 
 
-def expected_manifest(set_config: PretrainingSetConfig, config: PretrainConfig, seed: int) -> dict:
+def expected_manifest(set_config: SetConfig, config: PretrainConfig, seed: int) -> dict:
     """What a current manifest records about how the weights were made (hash aside)."""
     return {"set": set_config.manifest(), "training": asdict(config), "seed": seed}
 
 
 def staleness(
     weights: Path = DEFAULT_WEIGHTS,
-    set_config: PretrainingSetConfig = DEFAULT_SET,
+    set_config: SetConfig = DEFAULT_SET,
     config: PretrainConfig = PretrainConfig(),
     seed: int = 0,
 ) -> str | None:
@@ -174,14 +179,17 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, batch: in
     return 100.0 * correct / max(len(images), 1)
 
 
-def load_set(set_config: PretrainingSetConfig, seed: int, progress: bool = True):
-    """The neutral set, cached under `<data root>/pretraining/` by its configuration."""
+def load_set(set_config: SetConfig, seed: int, progress: bool = True):
+    """The neutral (or fractal) set, cached under `<data root>/pretraining/` by its
+    configuration."""
     key = hashlib.sha256(json.dumps([set_config.manifest(), seed]).encode()).hexdigest()[:12]
-    cache = data_root() / "pretraining" / f"neutral_s{seed}_{key}.npz"
+    kind = set_config.manifest().get("kind", "neutral")
+    cache = data_root() / "pretraining" / f"{kind}_s{seed}_{key}.npz"
     if cache.is_file():
         with np.load(cache) as stored:
             return stored["images"], stored["labels"]
-    images, labels = build_set(set_config, seed, progress)
+    builder = build_fractal_set if isinstance(set_config, FractalSetConfig) else build_set
+    images, labels = builder(set_config, seed, progress)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, images=images, labels=labels)
@@ -191,7 +199,7 @@ def load_set(set_config: PretrainingSetConfig, seed: int, progress: bool = True)
 
 def pretrain(
     out: Path = DEFAULT_WEIGHTS,
-    set_config: PretrainingSetConfig = DEFAULT_SET,
+    set_config: SetConfig = DEFAULT_SET,
     config: PretrainConfig = PretrainConfig(),
     seed: int = 0,
     command: str = "python -m hrda_lib.pretrain",
@@ -202,6 +210,7 @@ def pretrain(
     from `<out>.work/latest.pt`. Returns the manifest (None when `stop_at` ended it early,
     with a checkpoint to resume from)."""
     out = Path(out)
+    allocator.keep_freed_memory()  # a CPU run's speed; the weights are the same
     work = out.with_suffix(".work")
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -211,7 +220,7 @@ def pretrain(
     held, train_idx = order[:n_holdout], order[n_holdout:]
 
     torch.manual_seed(seed)
-    model = Classifier(config.encoder, config.drop_path_rate, NUM_PRETRAINING_CLASSES)
+    model = Classifier(config.encoder, config.drop_path_rate, set_config.num_classes)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "norm" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "norm" not in n)]
     optimizer = torch.optim.AdamW(
@@ -275,7 +284,7 @@ def pretrain(
         **expected_manifest(set_config, config, seed),
         "sha256": hash_file(out),
         "heldout_accuracy": round(held_accuracy, 2),
-        "chance_accuracy": round(100 / NUM_PRETRAINING_CLASSES, 2),
+        "chance_accuracy": round(100 / set_config.num_classes, 2),
         "samples": int(len(labels)),
         "final_loss": round(float(np.mean(log[-100:])), 4),
         "loss_curve": [round(float(np.mean(log[i : i + 100])), 4) for i in range(0, len(log), 100)],
@@ -287,42 +296,59 @@ def pretrain(
 
 
 SMOKE_SET = PretrainingSetConfig(n_scenes=6, per_scene=4)
+SMOKE_FRACTALS = FractalSetConfig(n_categories=4, per_category=6)
 SMOKE_TRAINING = PretrainConfig(iters=4, batch_size=8, warmup_iters=2, checkpoint_interval=2)
 
 
-def current_weights(rebuild: bool = False, smoke_folder: Path | None = None) -> Path:
-    """The stand-in's weights, rebuilt first when asked or when the code that makes them changed
-    (`staleness`); with `smoke_folder` (tests), a tiny build there instead, never the committed
-    file."""
+def current_weights(
+    rebuild: bool = False, smoke_folder: Path | None = None, set_name: str = "neutral"
+) -> Path:
+    """The stand-in's weights (or, with `set_name="fractal"`, the fractal alternative's),
+    rebuilt first when asked or when the code that makes them changed (`staleness`); with
+    `smoke_folder` (tests), a tiny build there instead, never the committed file."""
+    set_config, weights = SETS[set_name]
     if smoke_folder is not None:
-        out = Path(smoke_folder) / "stand_in_smoke.pth"
-        pretrain(out, SMOKE_SET, SMOKE_TRAINING, command="smoke", progress=False)
+        neutral = set_name == "neutral"
+        out = Path(smoke_folder) / ("stand_in_smoke.pth" if neutral else f"{set_name}_smoke.pth")
+        tiny = SMOKE_SET if neutral else SMOKE_FRACTALS
+        pretrain(out, tiny, SMOKE_TRAINING, command="smoke", progress=False)
         return out
-    reason = "asked" if rebuild else staleness(DEFAULT_WEIGHTS)
+    reason = "asked" if rebuild else staleness(weights, set_config)
     if reason:
-        print(f"rebuilding {DEFAULT_WEIGHTS} ({reason}): about 35 min on 2 CPU cores")
-        pretrain(DEFAULT_WEIGHTS)
-    return DEFAULT_WEIGHTS
+        print(f"rebuilding {weights} ({reason}): about 35-50 min on 2 CPU cores")
+        suffix = "" if set_name == "neutral" else f" --set {set_name}"
+        pretrain(weights, set_config, command=f"python -m hrda_lib.pretrain{suffix}")
+    return weights
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--set", choices=sorted(SETS), default="neutral", dest="set_name")
+    parser.add_argument("--out", type=Path, help="default: pretrained/<set>_mit_b0.pth")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iters", type=int, default=PretrainConfig.iters)
-    parser.add_argument("--scenes", type=int, default=PretrainingSetConfig.n_scenes)
+    parser.add_argument("--scenes", type=int, help="neutral set: scenes drawn (default 3000)")
     parser.add_argument("--check", action="store_true", help="only say whether --out is current")
     args = parser.parse_args(argv)
-    set_config = PretrainingSetConfig(n_scenes=args.scenes)
+    set_config, default_out = SETS[args.set_name]
+    if args.scenes is not None:
+        if args.set_name != "neutral":
+            raise UsageError("--scenes sizes the neutral set; the fractal set has no scenes")
+        set_config = PretrainingSetConfig(n_scenes=args.scenes)
+    out = args.out or default_out
     config = PretrainConfig(iters=args.iters)
-    reason = staleness(args.out, set_config, config, args.seed)
+    reason = staleness(out, set_config, config, args.seed)
     if args.check:
-        print(f"{args.out}: " + (reason or "current"))
+        print(f"{out}: " + (reason or "current"))
         raise SystemExit(1 if reason else 0)
-    command = "python -m hrda_lib.pretrain" + (f" --seed {args.seed}" if args.seed else "")
-    manifest = pretrain(args.out, set_config, config, args.seed, command)
+    command = (
+        "python -m hrda_lib.pretrain"
+        + (f" --set {args.set_name}" if args.set_name != "neutral" else "")
+        + (f" --seed {args.seed}" if args.seed else "")
+    )
+    manifest = pretrain(out, set_config, config, args.seed, command)
     print(
-        f"wrote {args.out}: held-out accuracy {manifest['heldout_accuracy']:.1f} % "
+        f"wrote {out}: held-out accuracy {manifest['heldout_accuracy']:.1f} % "
         f"({manifest['seconds']:.0f} s)"
     )
 

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from hrda_lib import distributed, shade
+from hrda_lib import allocator, distributed, shade
 from hrda_lib.checkpoints import read_training_checkpoint, save_training_checkpoint
 from hrda_lib.cli import UsageError, positive_int, run
 from hrda_lib.config import ExperimentConfig, apply_overrides, with_iters
@@ -163,6 +163,8 @@ def train(
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_type == "cpu":
+        allocator.keep_freed_memory()
     shard, device, created = distributed.launch(device_type)
     try:
         _check_distributed(cfg, shard)

@@ -128,11 +128,21 @@ def test_cpu_speed_benchmark_compares_each_change(tmp_path) -> None:
     out = tmp_path / "cpu_step.csv"
     bench.main(["--presets", "smoke_hrda", "--rounds", "1", "--out", str(out)])
     table = pd.read_csv(out).set_index("change")
-    assert set(table.index) == {"before", "batched_encoder", "decoder_32_channels"}
+    assert set(table.index) == {
+        "before",
+        "batched_encoder",
+        "shifted_depthwise",
+        "inplace_relu",
+        "before_kept_memory",
+        "kept_freed_memory",
+        "decoder_32_channels",
+    }
     assert table.loc["before", "speedup_vs_before"] == 1.0
     assert (table["seconds_per_iter"] > 0).all()
     assert not table.loc["decoder_32_channels", "same_maths"]
     assert table.loc["batched_encoder", "same_maths"]
+    assert table.loc["shifted_depthwise", "same_maths"]
+    assert not table.loc["inplace_relu", "glibc_keeps_freed_memory"]
 
 
 def test_batching_the_encoder_keeps_the_outputs() -> None:

@@ -110,6 +110,8 @@ ROW_NAMES: dict[str, str] = {
     "oracle_lr": "Oracle: supervised on the target, LR data",
     "oracle_lr_scratch": "Oracle, LR data, from scratch (no stand-in)",
     "source_only_scratch": "Source only, from scratch (no stand-in)",
+    "oracle_lr_fractal": "Oracle, LR data, from fractal pretraining",
+    "source_only_fractal": "Source only, from fractal pretraining",
     "oracle_hr": "Oracle: supervised on the target, HR data",
     "deeplabv2_lr": "DAFormer recipe (LR data)",
     "deeplabv2": "HRDA, DAFormer recipe",
@@ -155,7 +157,14 @@ class Profile:
         return "quick" if self.data == "real" else self.data
 
 
-STAND_IN_ROWS = ("oracle_lr", "oracle_lr_scratch", "source_only", "source_only_scratch")
+STAND_IN_ROWS = (
+    "oracle_lr",
+    "oracle_lr_scratch",
+    "oracle_lr_fractal",
+    "source_only",
+    "source_only_scratch",
+    "source_only_fractal",
+)
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         "smoke",
@@ -167,7 +176,7 @@ PROFILES: dict[str, Profile] = {
         iters=None,
         crop_sizes=("daformer_lr", "daformer_hr", "hrda", "daformer_hr0.75", "oracle_lr"),
         components=("daformer_lr", "daformer_hr", "hrda", "fixedatt", "ld0", "blurhr"),
-        stand_in=("oracle_lr", "oracle_lr_scratch"),
+        stand_in=("oracle_lr", "oracle_lr_scratch", "oracle_lr_fractal"),
         jobs=2,  # as the CPU profiles: tests the runs trained ahead, two at a time
     ),
     "quick": Profile(

@@ -54,6 +54,10 @@ class PretrainingSetConfig:
     width: int = 512
     context: float = 1.6  # an instance's box is enlarged by this before cropping
 
+    @property
+    def num_classes(self) -> int:
+        return NUM_PRETRAINING_CLASSES
+
     def manifest(self) -> dict:
         """What the set depends on: its sizes, its own version and the scenes' generator."""
         return {
