@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from hrda_lib import distributed
+from hrda_lib import allocator, distributed
 from hrda_lib.files import write_text
 from hrda_lib.paths import results_root
 from hrda_lib.presets import get_preset
@@ -40,7 +40,9 @@ def _steps(
     shard: distributed.Shard = distributed.ONE_PROCESS,
 ) -> float:
     """Seconds for `steps` training steps of `preset` with `threads` threads (after warm-up);
-    with a distributed `shard`, this process's share of each step."""
+    with a distributed `shard`, this process's share of each step. glibc keeps freed memory,
+    as in `train` on a CPU."""
+    allocator.keep_freed_memory()
     torch.set_num_threads(threads)
     cfg = get_preset(preset)
     state = build_state(cfg, torch.device("cpu"))
