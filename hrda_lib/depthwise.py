@@ -68,7 +68,6 @@ class _DepthwiseConv3x3(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
-        grad = grad.contiguous()
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_x = _shift_accumulate(grad, weight.reshape(-1, 9), ctx.taps, transpose=True)

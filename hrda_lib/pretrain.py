@@ -316,9 +316,17 @@ def current_weights(
     reason = "asked" if rebuild else staleness(weights, set_config)
     if reason:
         print(f"rebuilding {weights} ({reason}): about 35-50 min on 2 CPU cores")
-        suffix = "" if set_name == "neutral" else f" --set {set_name}"
-        pretrain(weights, set_config, command=f"python -m hrda_lib.pretrain{suffix}")
+        pretrain(weights, set_config, command=_command(set_name))
     return weights
+
+
+def _command(set_name: str, seed: int = 0) -> str:
+    """The command line that makes a set's weights (recorded in their manifest)."""
+    return (
+        "python -m hrda_lib.pretrain"
+        + (f" --set {set_name}" if set_name != "neutral" else "")
+        + (f" --seed {seed}" if seed else "")
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -327,7 +335,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="default: pretrained/<set>_mit_b0.pth")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iters", type=int, default=PretrainConfig.iters)
-    parser.add_argument("--scenes", type=int, help="neutral set: scenes drawn (default 3000)")
+    parser.add_argument(
+        "--scenes", type=int, help=f"neutral set: scenes drawn (default {DEFAULT_SET.n_scenes})"
+    )
     parser.add_argument("--check", action="store_true", help="only say whether --out is current")
     args = parser.parse_args(argv)
     set_config, default_out = SETS[args.set_name]
@@ -341,12 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.check:
         print(f"{out}: " + (reason or "current"))
         raise SystemExit(1 if reason else 0)
-    command = (
-        "python -m hrda_lib.pretrain"
-        + (f" --set {args.set_name}" if args.set_name != "neutral" else "")
-        + (f" --seed {args.seed}" if args.seed else "")
-    )
-    manifest = pretrain(out, set_config, config, args.seed, command)
+    manifest = pretrain(out, set_config, config, args.seed, _command(args.set_name, args.seed))
     print(
         f"wrote {out}: held-out accuracy {manifest['heldout_accuracy']:.1f} % "
         f"({manifest['seconds']:.0f} s)"
