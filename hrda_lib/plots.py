@@ -318,6 +318,23 @@ def curves_figure(curves: pd.DataFrame, quantities: Sequence[str]) -> plt.Figure
     return fig
 
 
+def schedule_figure(curves: pd.DataFrame, labels: Mapping[str, str] | None = None) -> plt.Figure:
+    """Target-val mIoU against iteration, one panel per row and one line per schedule length
+    and seed (`schedule_study`'s curves: key, seed, iters, iteration, val_miou)."""
+    keys = list(dict.fromkeys(curves["key"]))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for (iters, seed), run in curves[curves["key"] == key].groupby(["iters", "seed"]):
+            label = f"{iters} it, s{seed}"
+            ax.plot(run["iteration"], run["val_miou"], marker="o", ms=3, label=label)
+        ax.set_xlabel("iteration")
+        ax.set_title((labels or {}).get(key, key), fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+    axes[0, 0].set_ylabel("target val mIoU (%)")
+    fig.tight_layout()
+    return fig
+
+
 def per_class_heatmap(table: pd.DataFrame, row: str = "method", value: str = "IoU") -> plt.Figure:
     """A (method x class) heatmap of the mean per-class IoU over seeds."""
     pivot = table.pivot_table(index=row, columns="class", values=value, aggfunc="mean", sort=False)

@@ -145,6 +145,14 @@ def test_05_ablation_components(executed: dict) -> None:
     assert {"hrda", "daformer_lr", "daformer_hr"} <= reused
     tables = pd.read_csv(out / "tables.csv")
     assert {"Table 7: components", "Figure S1: detail loss weight"} <= set(tables["table"])
+    content = pd.read_csv(out / "blurred_input.csv")
+    assert set(content["key"]) == {"hrda", "oracle_hr", "blurhr"} and len(content) == 6
+    assert set(content["test images"]) == {"real", "blurred"}
+    # the blurred-HR row evaluated on real images is its own training's last validation
+    blurhr = content[content["key"] == "blurhr"].set_index("test images")
+    assert blurhr.loc["real", "mIoU"] == pytest.approx(
+        runs.set_index("key").loc["blurhr", "mIoU"], abs=0.01
+    )
 
 
 def test_06_full_training(executed: dict) -> None:
@@ -212,6 +220,8 @@ def test_07_figures_tables(executed: dict) -> None:
     )
     attention = pd.read_csv(out / "attention.csv")
     assert set(attention["classes"]) == {"thin", "large"}
+    schedules = pd.read_csv(out / "schedules.csv")  # no longer schedule trained here
+    assert schedules.empty and "last_third_gain" in schedules
 
 
 def test_08_official_checkpoints(executed: dict) -> None:

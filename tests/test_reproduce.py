@@ -276,3 +276,50 @@ def test_training_curves_average_windows_and_keep_validation() -> None:
     val = curves[curves["quantity"] == "val_miou"]
     assert list(val["iteration"]) == [20, 40] and list(val["value"]) == [50.0, 50.0]
     assert "lr" not in set(curves["quantity"]) and set(curves["key"]) == {"hrda"}
+
+
+def test_claims_compare_rows_over_the_seeds_both_have() -> None:
+    """A row of one seed is set against the other row's run of that seed, never against its mean
+    over three seeds (hrda 40/44/48 has mean 44; its seed 0 is 40)."""
+    per_run = pd.DataFrame(
+        {
+            "key": ["hrda"] * 3 + ["daformer_lr"] * 3 + ["blurhr"],
+            "seed": [0, 1, 2, 0, 1, 2, 0],
+            "mIoU": [40.0, 44.0, 48.0, 38.0, 41.0, 42.0, 41.0],
+        }
+    )
+    claims = tables.claim_deltas(per_run, lambda seeds: f"seeds {seeds}").set_index("claim")
+    blurred = claims.loc["HR − blurred detail crop (Table 6)"]
+    assert blurred["ours: Δ mIoU"] == -1.0 and blurred["ours: seeds"] == 1
+    assert blurred["ours: measured on"] == "seeds [0]"
+    main = claims.loc["HRDA − DAFormer (LR data)"]
+    assert main["ours: Δ mIoU"] == 3.67 and main["ours: seeds"] == 3
+    assert main["published: Δ mIoU"] == 5.5
+    assert "MIC(HRDA) − HRDA" not in claims.index  # a row without runs makes no claim
+
+
+def test_schedule_study_finds_a_rows_runs_at_every_length(tmp_path: Path) -> None:
+    """Runs of a row at its own length and at a longer one (`compare --iters`) are found by their
+    configs; a run still training, and another experiment in the same folder, are not."""
+    from hrda_lib.reproduction.runs import _config_json, schedule_study, train_length
+
+    profile = catalogue.get_profile("smoke")
+
+    def run(folder: str, key: str, iters: int, last: int, miou: tuple[float, float]) -> None:
+        cfg = train_length(catalogue.row_config(profile, key, 0), iters)
+        work_dir = tmp_path / folder / "runs" / f"{cfg.name}_seed0"
+        work_dir.mkdir(parents=True)
+        (work_dir / "config.json").write_text(json.dumps(_config_json(cfg)))
+        log = {"iteration": [iters * 2 // 3, last], "val_miou": list(miou)}
+        pd.DataFrame(log).to_csv(work_dir / "metrics.csv", index=False)
+
+    own = catalogue.row_config(profile, "hrda", 0).iters
+    run("06_full_training", "hrda", own, own, (30.0, 30.5))
+    run("schedule_40", "hrda", 40, 40, (40.0, 42.0))
+    run("schedule_40", "daformer_lr", 40, 20, (35.0, 36.0))  # unfinished
+    run("schedule_60", "source_only", 60, 60, (20.0, 20.0))  # not asked for
+    table, curves = schedule_study("smoke", ["hrda", "daformer_lr"], tmp_path)
+    assert list(table["iters"]) == [own, 40] and set(table["key"]) == {"hrda"}
+    assert list(table["last_third_gain"]) == [0.5, 2.0]
+    assert list(table["converged"]) == [True, False]
+    assert len(curves) == 4 and set(curves["iters"]) == {own, 40}

@@ -152,14 +152,14 @@ def train_ahead(
     search = _all_runs_dirs(results)
     todo: dict[str, tuple[ExperimentConfig, Path]] = {}
     for stem in stems:
-        keys, seeds = rows.get(stem[:2], ((), ()))
-        for key in keys:
-            for seed in seeds:
-                cfg = row_config(prof, key, seed)
-                identity = json.dumps(_config_json(cfg), sort_keys=True)
-                if identity in todo or finished_run_dir(cfg, search) is not None:
-                    continue
-                todo[identity] = (cfg, results / stem / "runs" / f"{cfg.name}_seed{seed}")
+        for keys, seeds in rows.get(stem[:2], ()):
+            for key in keys:
+                for seed in seeds:
+                    cfg = row_config(prof, key, seed)
+                    identity = json.dumps(_config_json(cfg), sort_keys=True)
+                    if identity in todo or finished_run_dir(cfg, search) is not None:
+                        continue
+                    todo[identity] = (cfg, results / stem / "runs" / f"{cfg.name}_seed{seed}")
     train_all(list(todo.values()), jobs or prof.jobs)
     return len(todo)
 
@@ -229,6 +229,65 @@ def training_curves(runs: Sequence[Run], window: int = 10) -> pd.DataFrame:
         log = log.groupby(["iteration", "quantity"], as_index=False, sort=False)["value"].mean()
         frames.append(log.assign(key=r.key, seed=r.seed))
     return pd.concat(frames, ignore_index=True)
+
+
+def convergence(work_dir: Path) -> dict | None:
+    """A finished run's target-val mIoU at two thirds of its schedule and at its end, and what
+    its last third added (None for a run still training). A run counts as converged when its
+    last third added less than 1 mIoU."""
+    saved = json.loads((Path(work_dir) / "config.json").read_text())
+    curve = pd.read_csv(Path(work_dir) / "metrics.csv").dropna(subset=["val_miou"])
+    if curve.empty or int(curve["iteration"].max()) < saved["iters"]:
+        return None
+    iters = int(curve["iteration"].max())
+    early = curve[curve["iteration"] <= round(iters * 2 / 3)]
+    at_two_thirds = float(early["val_miou"].iloc[-1]) if len(early) else float("nan")
+    final = float(curve["val_miou"].iloc[-1])
+    return {
+        "iters": iters,
+        "miou_at_two_thirds": round(at_two_thirds, 2),
+        "miou_final": round(final, 2),
+        "last_third_gain": round(final - at_two_thirds, 2),
+        "converged": final - at_two_thirds < 1.0,
+    }
+
+
+def schedule_study(
+    profile: str, keys: Sequence[str], results: Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every finished run of `profile`'s rows `keys` under `results` at any schedule length: the
+    notebooks' runs at the profile's length and the longer ones of `python -m hrda_lib.compare
+    --iters N --out results/schedule_N`. A run belongs to a row when its saved config is the
+    row's experiment with that seed and length (`with_iters`), exactly.
+
+    Returns:
+        One line per run (key, seed, iters, `convergence`'s columns, folder), and the validation
+        curves of those runs, tidy (key, seed, iters, iteration, val_miou).
+    """
+    prof = get_profile(profile)
+    lines, curves = [], []
+    for work_dir in sorted((results or results_root()).glob("*/runs/*")):
+        if not (work_dir / "config.json").is_file() or not (work_dir / "metrics.csv").is_file():
+            continue
+        saved = json.loads((work_dir / "config.json").read_text())
+        for key in keys:
+            cfg = train_length(row_config(prof, key, saved["seed"]), saved["iters"])
+            if saved != _config_json(cfg) or (measured := convergence(work_dir)) is None:
+                continue
+            lines.append({"key": key, "seed": cfg.seed, **measured, "run": str(work_dir)})
+            curve = pd.read_csv(work_dir / "metrics.csv").dropna(subset=["val_miou"])
+            curves.append(
+                curve[["iteration", "val_miou"]].assign(key=key, seed=cfg.seed, iters=cfg.iters)
+            )
+    columns = ["key", "seed", "iters"]
+    measures = ["miou_at_two_thirds", "miou_final", "last_third_gain", "converged"]
+    table = pd.DataFrame(lines, columns=[*columns, *measures, "run"])
+    table = table.drop_duplicates(columns).sort_values(columns, ignore_index=True)
+    curves = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+    if len(curves):
+        curves = curves.drop_duplicates([*columns, "iteration"])
+        curves = curves[[*columns, "iteration", "val_miou"]]
+    return table, curves
 
 
 def evaluate_runs(runs: Sequence[Run]) -> pd.DataFrame:

@@ -7,7 +7,7 @@ ours: a table shows them in their own column, never mixed with our numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -194,30 +194,40 @@ def published_beside(summary: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def claim_deltas(summary: pd.DataFrame) -> pd.DataFrame:
-    """Our mean mIoU differences for `CLAIMS` whose two rows exist (spread: the two stds added in
-    quadrature), with the published difference where both published numbers exist."""
-    ours = summary.drop_duplicates("key").set_index("key")
+def claim_deltas(per_run: pd.DataFrame, measured: Callable[[Sequence[int]], str]) -> pd.DataFrame:
+    """Our mIoU differences for `CLAIMS`, each over the seeds both of its rows were trained with
+    (a row of one seed is never set against another row's mean over three): the difference of
+    the two rows' means over those seeds, its spread (the two rows' stds added in quadrature), and
+    the published difference where both published numbers exist.
+
+    Args:
+        per_run: one line per run with `key`, `seed` and `mIoU`.
+        measured: common seeds -> what the difference was measured on (e.g. `measured_on` of
+            the profile).
+    """
+    by_key = {key: part.set_index("seed")["mIoU"] for key, part in per_run.groupby("key")}
     published = PUBLISHED.set_index("key")
     rows = []
     for claim, row, base in CLAIMS:
-        if row in ours.index and base in ours.index:
-            a, b = ours.loc[row], ours.loc[base]
-            theirs = np.nan
-            if row in published.index and base in published.index:
-                theirs = (
-                    published.loc[row, "published_mIoU"] - published.loc[base, "published_mIoU"]
-                )
-            rows.append(
-                {
-                    "claim": claim,
-                    "ours: Δ mIoU": round(a["mean"] - b["mean"], 2),
-                    "ours: spread": round(float(np.hypot(a["std"], b["std"])), 2),
-                    "ours: seeds": int(min(a["n_seeds"], b["n_seeds"])),
-                    "ours: measured on": a["measured_on"],
-                    "published: Δ mIoU": round(theirs, 2),
-                }
-            )
+        if row not in by_key or base not in by_key:
+            continue
+        seeds = sorted(set(by_key[row].index) & set(by_key[base].index))
+        if not seeds:
+            continue
+        a, b = by_key[row][seeds], by_key[base][seeds]
+        theirs = np.nan
+        if row in published.index and base in published.index:
+            theirs = published.loc[row, "published_mIoU"] - published.loc[base, "published_mIoU"]
+        rows.append(
+            {
+                "claim": claim,
+                "ours: Δ mIoU": round(float(a.mean() - b.mean()), 2),
+                "ours: spread": round(float(np.hypot(a.std(), b.std())), 2),
+                "ours: seeds": len(seeds),
+                "ours: measured on": measured(seeds),
+                "published: Δ mIoU": round(theirs, 2),
+            }
+        )
     return pd.DataFrame(rows)
 
 
