@@ -322,7 +322,9 @@ def schedule_figure(curves: pd.DataFrame, labels: Mapping[str, str] | None = Non
     """Target-val mIoU against iteration, one panel per row and one line per schedule length
     and seed (`schedule_study`'s curves: key, seed, iters, iteration, val_miou)."""
     keys = list(dict.fromkeys(curves["key"]))
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False, sharey=True
+    )
     for ax, key in zip(axes[0], keys, strict=True):
         for (iters, seed), run in curves[curves["key"] == key].groupby(["iters", "seed"]):
             label = f"{iters} it, s{seed}"

@@ -243,12 +243,13 @@ def convergence(work_dir: Path) -> dict | None:
     early = curve[curve["iteration"] <= round(iters * 2 / 3)]
     at_two_thirds = float(early["val_miou"].iloc[-1]) if len(early) else float("nan")
     final = float(curve["val_miou"].iloc[-1])
+    gain = round(final - at_two_thirds, 2)
     return {
         "iters": iters,
         "miou_at_two_thirds": round(at_two_thirds, 2),
         "miou_final": round(final, 2),
-        "last_third_gain": round(final - at_two_thirds, 2),
-        "converged": final - at_two_thirds < 1.0,
+        "last_third_gain": gain,
+        "converged": gain < 1.0,
     }
 
 
