@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
@@ -172,6 +173,18 @@ def test_profiles_define_distinct_experiments_for_their_rows() -> None:
     assert catalogue.PROFILES["synthetic"].seeds == (0, 1, 2)
 
 
+def test_every_claim_of_the_synthetic_profile_rests_on_three_seeds() -> None:
+    """The README states each claim with its seed spread: under `synthetic`, both rows of every
+    claim are trained (by some notebook) at the same three seeds."""
+    seeds: dict[str, set[int]] = {}
+    for groups in catalogue.notebook_rows("synthetic").values():
+        for keys, group_seeds in groups:
+            for key in keys:
+                seeds.setdefault(key, set()).update(group_seeds)
+    for claim, row, base in tables.CLAIMS:
+        assert len(seeds.get(row, set()) & seeds.get(base, set())) == 3, claim
+
+
 def test_every_table_row_has_a_name_and_an_experiment() -> None:
     tables = {**catalogue.MAIN_TABLES, **catalogue.CROP_SIZE_TABLES, **catalogue.COMPONENT_TABLES}
     keys = catalogue.rows_of(tables) + tuple(
@@ -294,6 +307,8 @@ def test_claims_compare_rows_over_the_seeds_both_have() -> None:
     assert blurred["ours: measured on"] == "seeds [0]"
     main = claims.loc["HRDA − DAFormer (LR data)"]
     assert main["ours: Δ mIoU"] == 3.67 and main["ours: seeds"] == 3
+    assert main["ours: paired std"] == 2.08 and main["ours: smallest per seed"] == 2.0  # 2, 3, 6
+    assert np.isnan(blurred["ours: paired std"])  # one seed: no spread
     assert main["published: Δ mIoU"] == 5.5
     assert "MIC(HRDA) − HRDA" not in claims.index  # a row without runs makes no claim
 

@@ -11,5 +11,5 @@
 * `tables`: paper-style tables with every published number beside ours;
 * `demo`: the demo's run into a folder of its own and its comparison with the committed results.
 
-Figures are drawn by `hrda_lib.plots`.
+Figures are drawn by `hrda_lib.plots` (crops, attention) and `hrda_lib.charts` (results).
 """

@@ -236,8 +236,17 @@ def convergence(work_dir: Path) -> dict | None:
     its last third added (None for a run still training). A run counts as converged when its
     last third added less than 1 mIoU."""
     saved = json.loads((Path(work_dir) / "config.json").read_text())
-    curve = pd.read_csv(Path(work_dir) / "metrics.csv").dropna(subset=["val_miou"])
-    if curve.empty or int(curve["iteration"].max()) < saved["iters"]:
+    return _convergence_of(_val_curve(work_dir), saved["iters"])
+
+
+def _val_curve(work_dir: Path) -> pd.DataFrame:
+    """A run's validations: the lines of its `metrics.csv` with a target-val mIoU."""
+    return pd.read_csv(Path(work_dir) / "metrics.csv").dropna(subset=["val_miou"])
+
+
+def _convergence_of(curve: pd.DataFrame, iters: int) -> dict | None:
+    """`convergence` of a validation curve of a run scheduled for `iters` iterations."""
+    if curve.empty or int(curve["iteration"].max()) < iters:
         return None
     iters = int(curve["iteration"].max())
     early = curve[curve["iteration"] <= round(iters * 2 / 3)]
@@ -273,10 +282,12 @@ def schedule_study(
         saved = json.loads((work_dir / "config.json").read_text())
         for key in keys:
             cfg = train_length(row_config(prof, key, saved["seed"]), saved["iters"])
-            if saved != _config_json(cfg) or (measured := convergence(work_dir)) is None:
+            if saved != _config_json(cfg):
+                continue
+            curve = _val_curve(work_dir)
+            if (measured := _convergence_of(curve, cfg.iters)) is None:
                 continue
             lines.append({"key": key, "seed": cfg.seed, **measured, "run": str(work_dir)})
-            curve = pd.read_csv(work_dir / "metrics.csv").dropna(subset=["val_miou"])
             curves.append(
                 curve[["iteration", "val_miou"]].assign(key=key, seed=cfg.seed, iters=cfg.iters)
             )

@@ -197,8 +197,10 @@ def published_beside(summary: pd.DataFrame) -> pd.DataFrame:
 def claim_deltas(per_run: pd.DataFrame, measured: Callable[[Sequence[int]], str]) -> pd.DataFrame:
     """Our mIoU differences for `CLAIMS`, each over the seeds both of its rows were trained with
     (a row of one seed is never set against another row's mean over three): the difference of
-    the two rows' means over those seeds, its spread (the two rows' stds added in quadrature), and
-    the published difference where both published numbers exist.
+    the two rows' means over those seeds, its spread (the two rows' stds added in quadrature), the
+    std of the per-seed differences (runs of one seed share their initialization and data order,
+    so this paired spread leaves out what the two rows have in common), the smallest per-seed
+    difference, and the published difference where both published numbers exist.
 
     Args:
         per_run: one line per run with `key`, `seed` and `mIoU`.
@@ -215,6 +217,7 @@ def claim_deltas(per_run: pd.DataFrame, measured: Callable[[Sequence[int]], str]
         if not seeds:
             continue
         a, b = by_key[row][seeds], by_key[base][seeds]
+        paired = a - b
         theirs = np.nan
         if row in published.index and base in published.index:
             theirs = published.loc[row, "published_mIoU"] - published.loc[base, "published_mIoU"]
@@ -223,6 +226,8 @@ def claim_deltas(per_run: pd.DataFrame, measured: Callable[[Sequence[int]], str]
                 "claim": claim,
                 "ours: Δ mIoU": round(float(a.mean() - b.mean()), 2),
                 "ours: spread": round(float(np.hypot(a.std(), b.std())), 2),
+                "ours: paired std": round(float(paired.std()), 2),
+                "ours: smallest per seed": round(float(paired.min()), 2),
                 "ours: seeds": len(seeds),
                 "ours: measured on": measured(seeds),
                 "published: Δ mIoU": round(theirs, 2),
