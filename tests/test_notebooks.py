@@ -87,7 +87,9 @@ def test_00_imagenet_stand_in(executed: dict) -> None:
     accuracy = metrics.query("quantity == 'heldout_accuracy'")["value"].iloc[0]
     assert 0 <= accuracy <= 100  # a tiny stand-in built in the folder (never the committed one)
     assert (out / "stand_in_smoke.pth").is_file() and (out / "fractal_smoke.pth").is_file()
-    assert set(metrics.query("quantity == 'val_mIoU'")["item"]) == set(PROFILE.stand_in)
+    runs = metrics.query("quantity == 'val_mIoU'")
+    assert set(runs["item"]) == set(PROFILE.stand_in)
+    assert set(runs["seed"]) == set(PROFILE.stand_in_seeds)  # each run's seed beside its mIoU
     assert "fractal" in set(metrics["item"])  # the alternative's manifest beside the stand-in's
     figures = {p.name for p in out.iterdir()}
     assert {"neutral_set.png", "stand_in_loss.png", "fractal_set.png"} <= figures
