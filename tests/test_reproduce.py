@@ -316,7 +316,8 @@ def test_claims_compare_rows_over_the_seeds_both_have() -> None:
 def test_schedule_study_finds_a_rows_runs_at_every_length(tmp_path: Path) -> None:
     """Runs of a row at its own length and at a longer one (`compare --iters`) are found by their
     configs; a run still training, and another experiment in the same folder, are not."""
-    from hrda_lib.reproduction.runs import _config_json, schedule_study, train_length
+    from hrda_lib.reproduction.convergence import schedule_study
+    from hrda_lib.reproduction.runs import _config_json, train_length
 
     profile = catalogue.get_profile("smoke")
 

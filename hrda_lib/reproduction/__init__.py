@@ -5,6 +5,7 @@
 * `runner`: executes the notebooks of a profile with papermill, skipping up-to-date ones
   (`python -m hrda_lib.reproduce`);
 * `runs`: trains, reuses and evaluates the rows of a table (`python -m hrda_lib.compare`);
+* `convergence`: what each run's last third added, over every schedule length a row was run at;
 * `results`: each notebook's results folder and what it writes there;
 * `analysis`: measurements behind the figures (branch predictions, scale attention per class,
   window grids, official checkpoints, the benchmark's datasheet as a table);
