@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PROFILE ?= quick
 
-.PHONY: setup test demo reproduce lab lint format benchmark gpu-check clean-venv
+.PHONY: setup test demo reproduce rehearsal rehearsal-fast forecast lab lint format benchmark gpu-check clean-venv
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,18 @@ demo: setup
 reproduce: setup
 	$(PY) -m hrda_lib.reproduce --profile $(PROFILE)
 
+# The paper profile rehearsed on mock GTA / Cityscapes at the real resolutions (MiT-b0, random
+# init, 2 iterations per row): every notebook end to end on this CPU, into rehearsal/.
+rehearsal: setup
+	$(PY) -m hrda_lib.reproduce --profile rehearsal
+
+rehearsal-fast: setup
+	$(PY) -m hrda_lib.reproduce --profile rehearsal-fast
+
+# What each table of the paper profile costs on a GPU: results/rehearsal/forecast*.csv.
+forecast: setup
+	$(PY) -m hrda_lib.reproduction.forecast
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -42,10 +54,12 @@ benchmark: setup
 	$(PY) benchmarks/cpu_parallel.py
 
 # On a machine with one CUDA GPU: smoke training, the full-size step and inference against their
-# goals, into results/benchmarks/gpu_*.csv (about 8 minutes on an H100/H200). Uses .venv when it
+# goals, into results/benchmarks/gpu_*.csv (about 8 minutes on an H100/H200), then HRDA's cost
+# forecast beside the measured step (results/rehearsal/forecast_vs_gpu.csv). Uses .venv when it
 # exists, else the machine's python3 (a lent GPU machine's, which has torch, without installing).
 gpu-check:
 	PYTHONPATH=. $(if $(wildcard $(PY)),$(PY),$(PYTHON)) benchmarks/gpu_check.py
+	-PYTHONPATH=. $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m hrda_lib.reproduction.rehearsal --gpu-check
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

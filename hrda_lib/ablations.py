@@ -4,14 +4,15 @@ HRDA's ablations, crop-size studies and baselines are all changes of the final H
 at another resolution (`lr_data`), a smaller common training window (`sync_crop`), another
 attention, detail crop or loss weight, another UDA method. Sizes are relative to the context crop
 C of the experiment they change (1024 px in the paper), so the same function makes the row on
-the paper's data and on the synthetic benchmark (`hrda_lib.presets`).
+the paper's data and on the synthetic benchmark (`hrda_lib.presets`). `rehearsal` is the one
+change that is no row: a paper row narrowed and shortened for a CPU rehearsal of the profile.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from hrda_lib.config import ExperimentConfig, MICConfig, ModelConfig
+from hrda_lib.config import ExperimentConfig, MICConfig, ModelConfig, with_iters
 from hrda_lib.optim import sgd_config
 from hrda_lib.shade import SHADEConfig
 from hrda_lib.transforms import PipelineConfig
@@ -231,3 +232,30 @@ def output_alignment(cfg: ExperimentConfig, method: str, lr_scale: float = 1.0) 
     adversarial = replace(cfg.uda.adversarial, lr=cfg.uda.adversarial.lr * lr_scale)
     uda = replace(cfg.uda, method=method, fd_weight=0.0, adversarial=adversarial)
     return replace(cfg, data=data, uda=uda, optimizer=optimizer)
+
+
+REHEARSAL_ITERS = 2  # iterations of every row in the rehearsal profile
+
+
+def rehearsal(cfg: ExperimentConfig, iters: int = REHEARSAL_ITERS) -> ExperimentConfig:
+    """A paper row rehearsed on a CPU (`--profile rehearsal`, mock data at the real geometry).
+
+    Every tensor keeps its spatial size: crops, sliding windows, test scales, data pipelines and
+    the UDA recipe are the row's own. The networks are narrower: MiT-b0 with a 32-channel decoder
+    in place of MiT-b5 with 256 channels (the 256-channel head alone is 113 GFLOPs per 512 px
+    input at b0, 18 times the encoder), and for Table 2's DeepLabV2 a ResNet-18-D in place of
+    ResNet-101 (357 GFLOPs per 512 px input at output stride 8), all from random initialization
+    in place of ImageNet's weights (the feature distance keeps that initialization as its
+    "ImageNet" model). `iters` iterations, validated and checkpointed once, at the end."""
+    model = cfg.model
+    if model.encoder.startswith("mit_"):
+        model = replace(model, encoder="mit_b0", decoder_channels=32)
+    else:
+        model = replace(model, encoder="resnet18_v1d")
+    cfg = with_iters(replace(cfg, model=model, pretrained=""), iters)
+    return replace(
+        cfg,
+        eval_interval=iters,
+        checkpoint_interval=iters,
+        notes=f"rehearsal (small networks, random init, {iters} iterations) of: {cfg.notes}",
+    )

@@ -9,16 +9,19 @@ The official UDA checkpoints (mmseg 0.16 format, reference spec 1.3) hold the st
 `model.`, the EMA teacher under `ema_model.` and the ImageNet copy under `imnet_model.`; a
 published one keeps only `model.`; a bare segmentor state dict has `backbone.*` and
 `decode_head.*`. The architecture is inferred from the keys (MiT size or ResNet, DAFormer or
-DeepLabV2 head, HRDA with classwise, single-channel or fixed attention); sizes that keys cannot tell
-(detail crop, context scale, loss weights) come from the checkpoint's embedded config text when it
-has one, else from the paper's defaults, and any `ModelConfig` field can be overridden.
+DeepLabV2 head and its width, HRDA with classwise, single-channel or fixed attention); what keys
+cannot tell (detail crop, context scale, loss weights, detail-window overlap, blur, the fixed
+attention value) comes from the checkpoint's embedded config text when it has one, else from a
+fallback config the caller names (a preset), else from the paper's defaults; `InferredConfig`
+says which field came from where, and where the keys overruled the fallback. Any `ModelConfig`
+field can be overridden.
 """
 
 from __future__ import annotations
 
 import errno
 import re
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -83,8 +86,114 @@ def select_segmentor(state: StateDict, which: str = "model") -> StateDict:
     return state
 
 
+# Fields that the keys tell (the rest of ModelConfig comes from config text, fallback, defaults).
+KEY_FIELDS = ("encoder", "head", "num_classes", "multi_resolution", "attention", "decoder_channels")
+# Fields of an HRDA model that keys cannot tell and that inference or a loss reads: reported.
+HRDA_ASSUMED_FIELDS = (
+    "detail_crop_size",
+    "context_scale",
+    "detail_slide_overlapping",
+    "blur_detail",
+    "detail_loss_weight",
+    "context_loss_weight",
+)
+CONFIG_TEXT = "the checkpoint's config"
+PAPER_DEFAULTS = "the paper's defaults"
+KEYS = "the checkpoint's keys"
+
+
+@dataclass(frozen=True)
+class InferredConfig:
+    """The ModelConfig of an official checkpoint and where each value the keys cannot tell came
+    from (`CONFIG_TEXT`, the fallback's name such as "preset synthetic_hrda", `PAPER_DEFAULTS`,
+    or "the caller" for overrides)."""
+
+    model: ModelConfig
+    assumed: dict[str, str]  # reported field -> its source
+    overruled: dict[str, tuple[str, object]]  # field -> (winning source, the fallback's value)
+    fallback: str = ""  # the fallback's name; "" when none was given
+
+    def assumption_line(self) -> str:
+        """One line: `assumed from preset X: detail_crop_size=(128, 128), ...; from ...: ...`."""
+        by_source: dict[str, list[str]] = {}
+        for name, source in self.assumed.items():
+            by_source.setdefault(source, []).append(f"{name}={getattr(self.model, name)!r}")
+        if not by_source:
+            return "assumed nothing: the keys tell the whole architecture of a single-scale model"
+        parts = [f"from {source}: {', '.join(items)}" for source, items in by_source.items()]
+        return "assumed " + "; ".join(parts)
+
+    def overrule_line(self) -> str:
+        """One line naming what the keys (or the embedded config) decided against the fallback,
+        e.g. `the checkpoint's keys overrule preset X: decoder_channels=256 (not 32)`; "" when
+        they agree."""
+        by_source: dict[str, list[str]] = {}
+        for name, (source, theirs) in self.overruled.items():
+            mine = getattr(self.model, name)
+            by_source.setdefault(source, []).append(f"{name}={mine!r} (not {theirs!r})")
+        parts = [
+            f"{source} {'overrule' if source == KEYS else 'overrules'} {self.fallback}: "
+            + ", ".join(items)
+            for source, items in by_source.items()
+        ]
+        return "; ".join(parts)
+
+
+def infer_official_config(
+    state: StateDict,
+    config_text: str = "",
+    fallback: ModelConfig | None = None,
+    fallback_name: str = "",
+    **overrides,
+) -> InferredConfig:
+    """ModelConfig of an official segmentor state dict (`backbone.*`, `decode_head.*`).
+
+    Args:
+        state: the segmentor's weights (official key names).
+        config_text: the checkpoint's embedded mmcv config, or "".
+        fallback: the config (e.g. a preset's model) whose values fill what neither the keys nor
+            the config text tell; where the keys disagree with it, the keys win.
+        fallback_name: how messages name the fallback ("preset synthetic_hrda").
+        **overrides: ModelConfig fields set by the caller, above everything else.
+    """
+    told = _key_values(state)
+    text = _config_text_values(config_text)
+    fallback_name = (fallback_name or "the fallback config") if fallback else ""
+    base, base_name = (fallback, fallback_name) if fallback else (ModelConfig(), PAPER_DEFAULTS)
+    values, sources = {}, {}
+    for f in fields(ModelConfig):
+        if f.name in told:
+            values[f.name], sources[f.name] = told[f.name], KEYS
+        elif f.name in text:
+            values[f.name], sources[f.name] = text[f.name], CONFIG_TEXT
+        else:
+            values[f.name], sources[f.name] = getattr(base, f.name), base_name
+    if unknown := set(overrides) - set(values):
+        raise TypeError(f"unknown ModelConfig fields {sorted(unknown)}")
+    values.update(overrides)
+    sources.update(dict.fromkeys(overrides, "the caller"))
+    cfg = ModelConfig(**values)
+    reported = HRDA_ASSUMED_FIELDS if cfg.multi_resolution else ()
+    if cfg.multi_resolution and cfg.attention == "fixed":
+        reported += ("fixed_attention",)
+    overruled = {}
+    if fallback is not None:
+        for name in (*KEY_FIELDS, *reported):
+            theirs = getattr(fallback, name)
+            if sources[name] in (KEYS, CONFIG_TEXT) and values[name] != theirs:
+                overruled[name] = (sources[name], theirs)
+    assumed = {name: sources[name] for name in reported}
+    return InferredConfig(cfg, assumed, overruled, fallback_name)
+
+
 def infer_model_config(state: StateDict, config_text: str = "", **overrides) -> ModelConfig:
-    """ModelConfig of an official segmentor state dict (`backbone.*`, `decode_head.*`)."""
+    """ModelConfig of an official segmentor state dict (`infer_official_config` without a
+    fallback: what keys and config text cannot tell takes the paper's defaults)."""
+    return infer_official_config(state, config_text, **overrides).model
+
+
+def _key_values(state: StateDict) -> dict:
+    """The ModelConfig fields that an official segmentor's keys and weight shapes tell."""
     if "backbone.block1.0.attn.q.weight" in state:
         encoder = infer_mit_variant(state, "backbone.")
     elif "backbone.stem.0.weight" in state:
@@ -97,39 +206,43 @@ def infer_model_config(state: StateDict, config_text: str = "", **overrides) -> 
         )
     multi_resolution = any(k.startswith("decode_head.head.") for k in state)
     head_prefix = "decode_head.head." if multi_resolution else "decode_head."
+    values: dict = {"encoder": encoder, "multi_resolution": multi_resolution}
     if f"{head_prefix}conv_seg.weight" in state:
-        head, num_classes = "daformer_sepaspp", state[f"{head_prefix}conv_seg.weight"].shape[0]
-    elif f"{head_prefix}aspp_modules.0.weight" in state:
-        head, num_classes = "dlv2", state[f"{head_prefix}aspp_modules.0.weight"].shape[0]
+        classifier = state[f"{head_prefix}conv_seg.weight"]  # (K, E, 1, 1), E the decoder width
+        values |= {"head": "daformer_sepaspp", "decoder_channels": int(classifier.shape[1])}
+        num_classes = classifier.shape[0]
+    elif f"{head_prefix}aspp_modules.0.weight" in state:  # DeepLabV2 has no decoder width
+        values["head"] = "dlv2"
+        num_classes = state[f"{head_prefix}aspp_modules.0.weight"].shape[0]  # (K, C, 3, 3)
     else:
         raise CheckpointError(f"no DAFormer or DeepLabV2 classifier under '{head_prefix}'")
+    values["num_classes"] = int(num_classes)
     attention = "fixed"
     att_keys = [k for k in state if k.startswith("decode_head.scale_attention.")]
     if att_keys:
         att_out = (
             state[sorted(att_keys)[0]].shape[0]
-            if head == "dlv2"
-            else state["decode_head.scale_attention.conv_seg.weight"].shape[0]
+            if values["head"] == "dlv2"
+            else state["decode_head.scale_attention.conv_seg.weight"].shape[0]  # (K or 1, E, 1, 1)
         )
         attention = "classwise" if att_out == num_classes else "single"
-    values = dict(
-        encoder=encoder,
-        head=head,
-        num_classes=int(num_classes),
-        multi_resolution=multi_resolution,
-        attention=attention,
-    )
-    values.update(_config_text_values(config_text))
-    values.update(overrides)
-    known = {f.name for f in fields(ModelConfig)}
-    if unknown := set(values) - known:
-        raise TypeError(f"unknown ModelConfig fields {sorted(unknown)}")
-    return ModelConfig(**values)
+    values["attention"] = attention
+    return values
 
 
 def _config_text_values(text: str) -> dict:
-    """Detail crop, context scale and loss weights from an embedded mmcv config text."""
+    """What an embedded mmcv config text says of detail crop, context scale, loss weights,
+    blur, detail-window overlap and fixed attention. An HRDA config (one with `hr_crop_size`)
+    that omits a flag or loss weight means the official code's default (`HRDAEncoderDecoder`:
+    hr_slide_overlapping=True, blur_hr_crop=False; `HRDAHead`: loss weights 0)."""
     values: dict = {}
+    if "hr_crop_size" in text:
+        values |= {
+            "detail_slide_overlapping": True,
+            "blur_detail": False,
+            "detail_loss_weight": 0.0,
+            "context_loss_weight": 0.0,
+        }
     if m := re.search(r"hr_crop_size=[\[(](\d+),\s*(\d+)[\])]", text):
         values["detail_crop_size"] = (int(m[1]), int(m[2]))
     if m := re.search(r"scales=\[([\d.]+),\s*([\d.]+)\]", text):
@@ -138,10 +251,10 @@ def _config_text_values(text: str) -> dict:
         values["detail_loss_weight"] = float(m[1])
     if m := re.search(r"lr_loss_weight=([\d.]+)", text):
         values["context_loss_weight"] = float(m[1])
-    if re.search(r"blur_hr_crop=True", text):
-        values["blur_detail"] = True
-    if re.search(r"hr_slide_overlapping=False", text):
-        values["detail_slide_overlapping"] = False
+    if m := re.search(r"blur_hr_crop=(True|False)", text):
+        values["blur_detail"] = m[1] == "True"
+    if m := re.search(r"hr_slide_overlapping=(True|False)", text):
+        values["detail_slide_overlapping"] = m[1] == "True"
     if m := re.search(r"fixed_attention=([\d.]+)", text):
         values["fixed_attention"] = float(m[1])
     return values
@@ -185,18 +298,30 @@ def load_official_checkpoint(
     Returns:
         The segmentor in eval mode with every key loaded (strict).
     """
+    return _load_official(path_or_state_dict, which, None, "", overrides)[0]
+
+
+def _load_official(
+    path_or_state_dict: str | Path | dict,
+    which: str,
+    fallback: ModelConfig | None,
+    fallback_name: str,
+    overrides: dict,
+) -> tuple[HRDASegmentor | Segmentor, InferredConfig]:
     state, config_text = read_checkpoint(path_or_state_dict)
     segmentor_state = select_segmentor(state, which)
-    cfg = infer_model_config(segmentor_state, config_text, **overrides)
-    model = build_segmentor(cfg)
-    converted = convert_segmentor_keys(segmentor_state, cfg)
+    inferred = infer_official_config(
+        segmentor_state, config_text, fallback, fallback_name, **overrides
+    )
+    model = build_segmentor(inferred.model)
+    converted = convert_segmentor_keys(segmentor_state, inferred.model)
     result = model.load_state_dict(converted, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
-            f"checkpoint does not match the inferred {cfg}: missing {result.missing_keys[:8]}, "
-            f"unexpected {result.unexpected_keys[:8]}"
+            f"checkpoint does not match the inferred {inferred.model}: missing "
+            f"{result.missing_keys[:8]}, unexpected {result.unexpected_keys[:8]}"
         )
-    return model.eval()
+    return model.eval(), inferred
 
 
 # -- our training checkpoints -----------------------------------------------------------------
@@ -271,7 +396,31 @@ def load_model(path: str | Path, which: str = "model", **overrides) -> HRDASegme
     Our checkpoints carry their config. An official file's architecture is inferred from its
     keys and its embedded config; a bare state dict has no config, so sizes that its keys cannot
     tell (the detail crop, the context scale) take the paper's values unless `overrides` give
-    them (e.g. `detail_crop_size=(384, 384)`).
+    them (e.g. `detail_crop_size=(384, 384)`); `load_model_and_assumptions` takes them from a
+    preset instead and says what it assumed.
+    """
+    return load_model_and_assumptions(path, which, **overrides)[0]
+
+
+def load_model_and_assumptions(
+    path: str | Path,
+    which: str = "model",
+    fallback: ModelConfig | None = None,
+    fallback_name: str = "",
+    **overrides,
+) -> tuple[HRDASegmentor | Segmentor, InferredConfig | None]:
+    """`load_model`, and for an official file what was assumed and from where.
+
+    Args:
+        path: our training checkpoint or an official one.
+        which: `"model"` (student) or `"teacher"`.
+        fallback: the model config (a preset's) that fills what an official file's keys and
+            embedded config cannot tell; ignored for our checkpoints, which carry their own.
+        fallback_name: how messages name it ("preset synthetic_hrda").
+        **overrides: ModelConfig fields, above everything else.
+
+    Returns:
+        The model in eval mode, and its `InferredConfig` (None for our training checkpoint).
     """
     payload = _load_file(path)
     if is_training_checkpoint(payload):
@@ -280,14 +429,14 @@ def load_model(path: str | Path, which: str = "model", **overrides) -> HRDASegme
             cfg = replace(cfg, **overrides)
         model = build_segmentor(cfg)
         model.load_state_dict(_segmentor_weights(payload, which))
-        return model.eval()
+        return model.eval(), None
     if not isinstance(payload, dict):
         raise CheckpointError(
             f"{path} holds a {type(payload).__name__}, not a checkpoint (a dict of weights); "
             "save a model with torch.save(model.state_dict(), path) or use a training checkpoint"
         )
     try:
-        return load_official_checkpoint(payload, which=which, **overrides)
+        return _load_official(payload, which, fallback, fallback_name, overrides)
     except CheckpointError as error:
         raise CheckpointError(
             f"{path} is neither a training checkpoint of hrda_lib nor an official HRDA / "

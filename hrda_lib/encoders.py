@@ -96,13 +96,20 @@ class MiTEncoder(nn.Module):
         return self.mit.stages[0](self.mit.patch_embed(x))
 
 
-class ResNetV1cEncoder(nn.Module):
-    """ResNet-101 V1c at output stride 8, returning only the last stage (2048 channels)."""
+RESNET_VARIANTS: dict[str, str] = {
+    "resnet101_v1c": "resnet101c",  # DeepLabV2's ResNet-101 V1c (Table 2), 2048 channels
+    "resnet18_v1d": "resnet18d",  # a small stand-in of it for the rehearsal, 512 channels
+}
 
-    def __init__(self, depth: int = 101) -> None:
+
+class ResNetV1cEncoder(nn.Module):
+    """ResNet-101 V1c (or a `RESNET_VARIANTS` stand-in) at output stride 8, returning only the
+    last stage (2048 channels for ResNet-101)."""
+
+    def __init__(self, timm_name: str = "resnet101c") -> None:
         super().__init__()
         self.resnet = timm.create_model(
-            f"resnet{depth}c",
+            timm_name,
             pretrained=False,
             features_only=True,
             output_stride=8,
@@ -133,10 +140,10 @@ def build_encoder(name: str, drop_path_rate: float = 0.1) -> nn.Module:
     """Build `mit_b0`..`mit_b5` or `resnet101_v1c` (drop path applies to MiT only)."""
     if name in MIT_VARIANTS:
         return MiTEncoder(name, drop_path_rate)
-    if name == "resnet101_v1c":
-        return ResNetV1cEncoder(101)
+    if name in RESNET_VARIANTS:
+        return ResNetV1cEncoder(RESNET_VARIANTS[name])
     raise ValueError(
-        f"unknown encoder {name!r}; expected one of {(*MIT_VARIANTS, 'resnet101_v1c')}"
+        f"unknown encoder {name!r}; expected one of {(*MIT_VARIANTS, *RESNET_VARIANTS)}"
     )
 
 

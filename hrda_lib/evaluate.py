@@ -9,6 +9,11 @@ training checkpoints and on official ones.
     python -m hrda_lib.evaluate work_dirs/gta_dg_hrda/latest.pth --dataset bdd100k --out results/bdd
     python -m hrda_lib.evaluate work_dirs/cs_acdc_hrda/latest.pth --format-only --dataset acdc
 
+An official checkpoint needs `--preset`: its keys tell the architecture (encoder, head, decoder
+width, attention); what they cannot tell (detail crop, context scale, ...) comes from its embedded
+config, else from the preset, else from the paper's defaults. The command prints what it assumed
+from where (and where the keys overrule the preset) and writes it into `summary.json`.
+
 `--format-only` writes the predictions on the dataset's unlabelled test split for its benchmark
 server instead (`hrda_lib.submission`): `<out>/submission_<dataset>.zip`.
 """
@@ -26,7 +31,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from hrda_lib.checkpoints import checkpoint_config, load_model
+from hrda_lib.checkpoints import checkpoint_config, load_model_and_assumptions
 from hrda_lib.classes import NUM_CLASSES
 from hrda_lib.cli import UsageError, positive_int, run
 from hrda_lib.config import ExperimentConfig
@@ -154,13 +159,26 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.format_only:
         check_format_only(args.dataset, args.max_images)
-    model = load_model(args.checkpoint, args.which)
-    cfg = get_preset(args.preset) if args.preset else checkpoint_config(args.checkpoint)
-    if cfg is None:
+    preset = get_preset(args.preset) if args.preset else None
+    model, inferred = load_model_and_assumptions(
+        args.checkpoint,
+        args.which,
+        fallback=preset.model if preset else None,
+        fallback_name=f"preset {args.preset}",
+    )
+    if inferred is not None and preset is None:
         raise UsageError(
             f"{args.checkpoint} is an official checkpoint: add --preset NAME to say which "
-            "experiment's data and windows to use (e.g. --preset gta_to_cityscapes_hrda)"
+            "experiment's data and windows to use and what its keys cannot tell (e.g. "
+            "--preset gta_to_cityscapes_hrda)"
         )
+    cfg = preset or checkpoint_config(args.checkpoint)
+    assumptions = {}
+    if inferred is not None:  # an official file: say what was assumed, and what overruled
+        assumptions = {"assumed": inferred.assumption_line()}
+        if overruled := inferred.overrule_line():
+            assumptions["overruled"] = overruled
+        print("\n".join(assumptions.values()))
     if args.format_only:
         submit(model, cfg, args)
         return
@@ -177,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     write_text(out / "per_class.csv", result.per_class.to_csv(index=False))
     write_text(out / "confusion.csv", "\n".join(",".join(map(str, r)) for r in result.confusion))
-    write_json(out / "summary.json", result.summary)
+    write_json(out / "summary.json", {**result.summary, **assumptions})
     setting = TestSetting(None, cfg.test_window, cfg.test_stride)
     for i in range(min(args.save_images, len(dataset))):  # predictions, overlays, attention
         image = to_rgb(dataset[i]["img"])  # (h, w, 3) uint8 at test resolution

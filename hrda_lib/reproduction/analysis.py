@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Subset
 
-from hrda_lib.checkpoints import load_model
+from hrda_lib.checkpoints import load_model, load_model_and_assumptions
 from hrda_lib.classes import CLASSES, NUM_CLASSES
 from hrda_lib.config import ExperimentConfig
 from hrda_lib.crops import Box, sliding_windows
@@ -258,7 +258,9 @@ def evaluate_official(
     or Cityscapes val, a `status` row says why nothing was evaluated.
 
     HRDA checkpoints use the paper's protocol (2048x1024, slide 1024 / 512), single-scale
-    DAFormer ones DAFormer's (1024x512, whole image).
+    DAFormer ones DAFormer's (1024x512, whole image). The model is loaded as `python -m
+    hrda_lib.evaluate --preset gta_to_cityscapes_hrda` loads it: what the keys and the embedded
+    config cannot tell comes from that preset; `assumed` (and `overruled`) rows say what.
     """
     value, source = PUBLISHED_CHECKPOINT
     columns = ["class", "metric", "value", "measured_on"]
@@ -268,9 +270,16 @@ def evaluate_official(
     if checkpoint_path and not Path(checkpoint_path).is_file():
         reason = f"checkpoint {checkpoint_path} not found"
     if not reason:
-        model = load_model(checkpoint_path)
+        hrda = row_config(PAPER, "hrda")
+        model, inferred = load_model_and_assumptions(
+            checkpoint_path, fallback=hrda.model, fallback_name=f"preset {hrda.name}"
+        )
+        assumed = {}  # metric -> line; empty for our own checkpoints, which carry their config
+        if inferred is not None:
+            assumed = {"assumed": inferred.assumption_line(), "overruled": inferred.overrule_line()}
+            print("\n".join(line for line in assumed.values() if line))
         multi = model.cfg.multi_resolution
-        preset = row_config(PAPER, "hrda" if multi else "daformer_lr")
+        preset = hrda if multi else row_config(PAPER, "daformer_lr")
         try:
             dataset = read_dataset(
                 "cityscapes", root, "val", preset.data.test_pipeline, train=False
@@ -289,5 +298,6 @@ def evaluate_official(
     result = evaluate(model, dataset, window, stride, max_batch, progress=True)
     where = f"ours: {Path(checkpoint_path).name} on Cityscapes val ({len(dataset)} images)"
     rows = [("(all)", k, v, where) for k, v in result.summary.items()]
+    rows += [("(all)", k, np.nan, line) for k, line in assumed.items() if line]
     rows += [(c["class"], "IoU", c["IoU"], where) for _, c in result.per_class.iterrows()]
     return pd.concat([pd.DataFrame(rows, columns=columns), published], ignore_index=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from hrda_lib import presets, synthetic
 from hrda_lib.ablations import context_size as context_crop
+from hrda_lib.ablations import rehearsal
 from hrda_lib.config import ExperimentConfig, with_iters
 
 # -- the paper's tables ---------------------------------------------------------------------------
@@ -135,7 +136,7 @@ class Profile:
 
     name: str
     description: str  # one line for --list and the notebooks' headers
-    benchmark: str  # smoke | synthetic | paper: where the rows run
+    benchmark: str  # smoke | synthetic | paper | rehearsal (the paper's rows, mock data, CPU)
     data: str  # synthetic variant (tiny | quick) or "real" (data/ in the official layouts)
     seeds: tuple[int, ...]  # seeds of the main comparison and the crop-size study (03, 04, 06)
     iters: int | None  # schedule length of every run; None = the presets' own
@@ -152,10 +153,15 @@ class Profile:
     other_seeds: tuple[int, ...] = (0,)  # seeds of 09 (Table 2, domain generalization)
     notebooks: tuple[str, ...] | None = None  # numbers of the notebooks it runs; None: all
     jobs: int = 1  # runs trained at a time, one thread each (2 on a 2-core CPU)
+    workspace: str = ""  # a folder of the repository that holds the profile's data/ and
+    # results/ instead of data/ and results/ (unless HRDA_DATA / HRDA_RESULTS say otherwise)
 
     @property
     def synthetic_variant(self) -> str:
-        """The synthetic set the CPU notebooks use (quick when the profile trains on real data)."""
+        """The synthetic set the CPU notebooks use (quick when the profile trains on real data,
+        tiny when it only rehearses)."""
+        if self.benchmark == "rehearsal":
+            return "tiny"
         return "quick" if self.data == "real" else self.data
 
 
@@ -227,6 +233,28 @@ PROFILES: dict[str, Profile] = {
         other_seeds=(0, 1, 2),
     ),
 }
+PROFILES["rehearsal"] = replace(
+    PROFILES["paper"],
+    name="rehearsal",
+    description="the paper profile's rows, crops, windows and pipelines on mock GTA / "
+    "Cityscapes at the real resolutions (MiT-b0, random init, 2 iterations per row, seed 0; "
+    "written to rehearsal/): every notebook end to end on a CPU before a GPU is spent",
+    benchmark="rehearsal",
+    seeds=(0,),
+    component_seeds=(0,),
+    other_seeds=(0,),
+    jobs=2,
+    workspace="rehearsal",
+)
+PROFILES["rehearsal-fast"] = replace(
+    PROFILES["rehearsal"],
+    name="rehearsal-fast",
+    description="the rehearsal's subset the tests run: data preparation, the crops, the scale "
+    "attention and the main pair (DAFormer on LR data, HRDA) through the tables (01-03, 06, 07)",
+    main=("daformer_lr", "hrda"),
+    notebooks=("01", "02", "03", "06", "07"),
+    workspace="rehearsal-fast",
+)
 
 
 # Rows that notebook 05 evaluates on real and on blurred test images, at the main seeds.
@@ -252,7 +280,7 @@ def notebook_rows(
 
 
 def get_profile(name: str | Profile) -> Profile:
-    """The profile called `name` (smoke, quick, synthetic, paper)."""
+    """The profile called `name` (smoke, quick, synthetic, paper, rehearsal, rehearsal-fast)."""
     if isinstance(name, Profile):
         return name
     if name not in PROFILES:
@@ -270,6 +298,8 @@ def row_config(profile: str | Profile, key: str, seed: int | None = None) -> Exp
         cfg = rows[key]
     elif profile.benchmark == "paper":
         cfg = presets.row_config(presets.PAPER, key)
+    elif profile.benchmark == "rehearsal":
+        cfg = rehearsal(presets.row_config(presets.PAPER, key))
     else:
         cfg = presets.row_config(presets.synthetic_benchmark(profile.data), key)
     if profile.iters:
@@ -315,6 +345,8 @@ def measured_on(profile: str | Profile, seeds: Sequence[int], iters: int | None 
     profile = get_profile(profile)
     iters = iters or row_config(profile, "hrda").iters
     runs = f"profile {profile.name}, seeds {', '.join(map(str, seeds))}, {iters} iterations"
+    if profile.benchmark == "rehearsal":
+        return f"mock GTA→Cityscapes at the real resolutions (a rehearsal, not a result), {runs}"
     if profile.data == "real":
         return f"GTA→Cityscapes val (19 classes), {runs}"
     size = synthetic.VARIANTS[profile.data]()

@@ -4,6 +4,7 @@
     python -m hrda_lib.reproduce --profile quick            # `make demo`
     python -m hrda_lib.reproduce --profile smoke --only 04,05 --force
     python -m hrda_lib.reproduce --list                     # profiles and notebooks
+    python -m hrda_lib.reproduce --profile rehearsal        # `make rehearsal`, into rehearsal/
 
 Up to date means: `config.json` holds the same parameters, and the notebook, every `hrda_lib`
 module and the results of the notebooks it reads (`READS`) are as they were when it ran
@@ -25,9 +26,10 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from hrda_lib.cli import run as run_cli
-from hrda_lib.paths import REPO_ROOT, results_root
+from hrda_lib.paths import REPO_ROOT, data_root, results_root
 from hrda_lib.reproduction.catalogue import PROFILES, Profile, get_profile
 from hrda_lib.reproduction.runs import train_ahead
+from hrda_lib.synthetic.mock_real import ensure_mock_real
 
 NOTEBOOKS_DIR: Path = REPO_ROOT / "notebooks"
 
@@ -217,6 +219,11 @@ def run(
     sources = profile_notebooks(prof, notebooks)
     if only:
         sources = [s for s in sources if s.stem[:2] in only or s.stem in only]
+    if prof.benchmark == "rehearsal":
+        start = time.perf_counter()
+        ensure_mock_real(data_root())
+        seconds = time.perf_counter() - start
+        log(f"[reproduce] mock GTA / Cityscapes ready in {data_root()} ({seconds:.0f} s)")
     ahead = _training_ahead(prof, sources, force, results) if prof.jobs > 1 else []
     done = []
     for source in sources:
@@ -245,6 +252,15 @@ def run(
     return done
 
 
+def use_workspace(profile: Profile) -> None:
+    """Point this process and the notebook kernels (HRDA_DATA, HRDA_RESULTS) at the profile's
+    workspace, if it has one: a rehearsal never writes into data/ or results/."""
+    if profile.workspace:
+        workspace = REPO_ROOT / profile.workspace
+        os.environ["HRDA_DATA"] = str(workspace / "data")
+        os.environ["HRDA_RESULTS"] = str(workspace / "results")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--profile", default="quick", choices=list(PROFILES))
@@ -266,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(s.stem for s in notebook_paths()))
         return
     only = [s.strip() for s in args.only.split(",") if s.strip()] or None
+    use_workspace(get_profile(args.profile))
     start = time.perf_counter()
     try:
         done = run(args.profile, only, args.force)

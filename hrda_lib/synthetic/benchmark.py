@@ -121,7 +121,7 @@ def sample_paths(root: Path, config: SyntheticConfig, domain: int, split: str, i
     return image, label
 
 
-def _write_sample(job: tuple) -> None:
+def write_sample(job: tuple) -> None:
     root, config, seed, domain, split, index = job
     img_path, label_path = sample_paths(root, config, domain, split, index)
     if img_path.is_file() and label_path.is_file():
@@ -162,10 +162,10 @@ def generate(root: Path, config: SyntheticConfig, seed: int = 0, nproc: int = 1)
         )
     if nproc <= 1:
         for job in tqdm(jobs, desc="synthetic scenes", disable=len(jobs) < 50):
-            _write_sample(job)
+            write_sample(job)
     else:
         with multiprocessing.get_context("fork").Pool(nproc) as pool:
-            list(tqdm(pool.imap_unordered(_write_sample, jobs, chunksize=4), total=len(jobs)))
+            list(tqdm(pool.imap_unordered(write_sample, jobs, chunksize=4), total=len(jobs)))
     atomic_write_bytes(marker, json.dumps(wanted).encode())
     return root
 
