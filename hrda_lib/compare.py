@@ -18,8 +18,15 @@ from pathlib import Path
 
 from hrda_lib.cli import run
 from hrda_lib.files import write_text
-from hrda_lib.reproduction.catalogue import MAIN_ROWS, PROFILES, measured_on, row_labels
+from hrda_lib.reproduction.catalogue import (
+    MAIN_ROWS,
+    PROFILES,
+    get_profile,
+    measured_on,
+    row_labels,
+)
 from hrda_lib.reproduction.results import write_csv
+from hrda_lib.reproduction.runner import prepare_data, use_workspace
 from hrda_lib.reproduction.runs import evaluate_runs, per_class_wide, runs_table, train_rows
 from hrda_lib.reproduction.tables import markdown_table, summarize_rows, tables_markdown
 
@@ -33,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for runs and tables")
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    use_workspace(get_profile(args.profile))  # a rehearsal reads its mock data, never data/
+    prepare_data(get_profile(args.profile))
     args.out.mkdir(parents=True, exist_ok=True)  # also when every run is reused from elsewhere
     runs = train_rows(args.profile, args.rows, args.seeds, args.out / "runs", iters=args.iters)
     evaluation = evaluate_runs(runs)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hrda_lib import evaluate, predict
+from hrda_lib import compare, evaluate, predict
 from hrda_lib.ablations import REHEARSAL_ITERS
 from hrda_lib.config import ModelConfig
 from hrda_lib.paths import REPO_ROOT, data_root, results_root
@@ -61,6 +61,9 @@ def test_rehearsal_profiles_write_into_their_own_workspace(monkeypatch) -> None:
     monkeypatch.delenv("HRDA_RESULTS")
     runner.use_workspace(PAPER)  # no workspace: data/ and results/ as always
     assert results_root() == REPO_ROOT / "results"
+    monkeypatch.setenv("HRDA_RESULTS", "/elsewhere")  # folders the user names win
+    runner.use_workspace(REHEARSAL)
+    assert results_root() == Path("/elsewhere")
 
 
 def test_mock_data_has_the_official_resolutions_and_layouts(tmp_path: Path) -> None:
@@ -181,3 +184,18 @@ def test_the_rehearsal_narrows_the_head_that_dominates_a_cpu_step() -> None:
         flops[channels] = forecast.count_flops(lambda m=model, f=features: m.decode_head(f))
     encoder = forecast.count_flops(lambda: model.encoder(image))
     assert flops[256] > 10 * encoder > 2 * flops[32]
+
+
+def test_compare_reads_the_rehearsals_mock_data(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HRDA_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("HRDA_RESULTS", str(tmp_path / "results"))
+    seen = {}
+
+    def train_rows(profile, keys, seeds, runs_dir, iters=None):
+        seen["gta"] = (data_root() / "gta" / "samples_with_class.json").is_file()
+        raise KeyboardInterrupt  # stop before training: the data is what is checked
+
+    monkeypatch.setattr(compare, "train_rows", train_rows)
+    with pytest.raises(KeyboardInterrupt):
+        compare.main(["--profile", "rehearsal", "--rows", "hrda", "--out", str(tmp_path / "c")])
+    assert seen == {"gta": True}

@@ -219,11 +219,7 @@ def run(
     sources = profile_notebooks(prof, notebooks)
     if only:
         sources = [s for s in sources if s.stem[:2] in only or s.stem in only]
-    if prof.benchmark == "rehearsal":
-        start = time.perf_counter()
-        ensure_mock_real(data_root())
-        seconds = time.perf_counter() - start
-        log(f"[reproduce] mock GTA / Cityscapes ready in {data_root()} ({seconds:.0f} s)")
+    prepare_data(prof, log)
     ahead = _training_ahead(prof, sources, force, results) if prof.jobs > 1 else []
     done = []
     for source in sources:
@@ -253,12 +249,23 @@ def run(
 
 
 def use_workspace(profile: Profile) -> None:
-    """Point this process and the notebook kernels (HRDA_DATA, HRDA_RESULTS) at the profile's
-    workspace, if it has one: a rehearsal never writes into data/ or results/."""
+    """Point this process and the notebook kernels at the profile's workspace, if it has one
+    (`<workspace>/data`, `<workspace>/results`), unless HRDA_DATA / HRDA_RESULTS name other
+    folders: a rehearsal never writes into data/ or results/."""
     if profile.workspace:
         workspace = REPO_ROOT / profile.workspace
-        os.environ["HRDA_DATA"] = str(workspace / "data")
-        os.environ["HRDA_RESULTS"] = str(workspace / "results")
+        os.environ.setdefault("HRDA_DATA", str(workspace / "data"))
+        os.environ.setdefault("HRDA_RESULTS", str(workspace / "results"))
+
+
+def prepare_data(profile: Profile, log=print) -> None:
+    """Write the mock GTA / Cityscapes of a rehearsal into the data root, if not there yet
+    (refused where real data lies)."""
+    if profile.benchmark == "rehearsal":
+        start = time.perf_counter()
+        ensure_mock_real(data_root())
+        seconds = time.perf_counter() - start
+        log(f"[reproduce] mock GTA / Cityscapes ready in {data_root()} ({seconds:.0f} s)")
 
 
 def main(argv: list[str] | None = None) -> None:
