@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for runs and tables")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    use_workspace(get_profile(args.profile))  # a rehearsal reads its mock data, never data/
-    prepare_data(get_profile(args.profile))
+    profile = get_profile(args.profile)
+    use_workspace(profile)  # a rehearsal reads its mock data, never data/
+    prepare_data(profile)
     args.out.mkdir(parents=True, exist_ok=True)  # also when every run is reused from elsewhere
     runs = train_rows(args.profile, args.rows, args.seeds, args.out / "runs", iters=args.iters)
     evaluation = evaluate_runs(runs)

@@ -1,7 +1,7 @@
 """Mock GTA and Cityscapes for the rehearsal profile: a handful of synthetic scenes written at the
-official resolutions, in the official layouts and label ids, then converted by the same data
-scripts a user runs on the real sets (`data_scripts/gta.py`, `data_scripts/cityscapes.py`, which
-also write the rare-class-sampling statistics).
+official resolutions, in the official layouts and label ids, then converted by the conversion a
+user runs on the real sets (`convert_gta` and `convert_cityscapes`, what `data_scripts/gta.py`
+and `data_scripts/cityscapes.py` call; they also write the rare-class-sampling statistics).
 
     gta/images/00001.png, gta/labels/00001.png             1914 x 1052, palette PNGs of label ids
     cityscapes/leftImg8bit/{train,val}/<city>/*_leftImg8bit.png      2048 x 1024
@@ -14,13 +14,11 @@ the `paper` profile run as they would on the real data; only the image content i
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from hrda_lib.conversion import convert_cityscapes, convert_gta
 from hrda_lib.files import atomic_write_bytes
-from hrda_lib.paths import REPO_ROOT
 from hrda_lib.synthetic.benchmark import SOURCE, TARGET, SyntheticConfig, write_sample
 
 GTA_SIZE = (1052, 1914)  # height, width of GTA5's images
@@ -58,13 +56,6 @@ def _jobs(root: Path, config: MockRealConfig) -> list[tuple]:
     return jobs
 
 
-def _data_script(script: str, folder: Path) -> None:
-    command = [sys.executable, str(REPO_ROOT / "data_scripts" / script), str(folder)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
-
-
 def ensure_mock_real(root: Path, config: MockRealConfig = MockRealConfig()) -> Path:
     """Write (if needed) and convert mock GTA and Cityscapes under `root` (`root/gta`,
     `root/cityscapes`); returns `root`. A finished set is recognized by its marker and kept;
@@ -82,7 +73,7 @@ def ensure_mock_real(root: Path, config: MockRealConfig = MockRealConfig()) -> P
             f"{root} holds a mock of another config ({marker.read_text()}): delete the folder "
             "to write it again"
         )
-    if (root / "gta").exists() and not any(root.glob(".mock_real_started")):
+    if (root / "gta").exists() and not (root / ".mock_real_started").exists():
         raise FileExistsError(
             f"{root}/gta exists but is not a rehearsal mock: the rehearsal never writes into a "
             "folder of real data; point HRDA_DATA elsewhere"
@@ -91,7 +82,7 @@ def ensure_mock_real(root: Path, config: MockRealConfig = MockRealConfig()) -> P
     (root / ".mock_real_started").touch()
     for job in _jobs(root, config):
         write_sample(job)
-    _data_script("gta.py", root / "gta")
-    _data_script("cityscapes.py", root / "cityscapes")
+    convert_gta(root / "gta", nproc=1)
+    convert_cityscapes(root / "cityscapes", nproc=1)
     atomic_write_bytes(marker, json.dumps(wanted).encode())
     return root
