@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PROFILE ?= quick
 
-.PHONY: setup test demo reproduce rehearsal rehearsal-fast forecast lab lint format benchmark gpu-check clean-venv
+.PHONY: setup test demo reproduce rehearsal rehearsal-fast forecast lab trained-models lint format benchmark gpu-check clean-venv
 
 setup: $(VENV)/.installed
 
@@ -61,8 +61,16 @@ gpu-check:
 	PYTHONPATH=. $(if $(wildcard $(PY)),$(PY),$(PYTHON)) benchmarks/gpu_check.py
 	-PYTHONPATH=. $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m hrda_lib.reproduction.rehearsal --gpu-check
 
+# JupyterLab on notebooks/. A notebook run by hand reads the committed results/ (and the trained
+# models committed there) but writes into scratch/; `make lab HRDA_RESULTS=$$PWD/results` to
+# write the committed results instead.
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
+
+# The trained HRDA / DAFormer (LR data) of the synthetic profile, seed 0, committed as fp16 model
+# files in results/03_scale_attention/runs/ and results/06_full_training/runs/ (about 10 minutes).
+trained-models: setup
+	$(PY) -m hrda_lib.reproduction.trained
 
 clean-venv:
 	rm -rf $(VENV)

@@ -10,13 +10,19 @@ figure and never save or show by themselves (the notebooks save through
 
 from __future__ import annotations
 
+import textwrap
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.transforms import Bbox
 
 from hrda_lib.classes import CLASSES
+from hrda_lib.reproduction.catalogue import ROW_NAMES
+from hrda_lib.viz import words
 
 # -- training results ---------------------------------------------------------------------------
 
@@ -32,26 +38,76 @@ def curve_figure(x, y, xlabel: str, ylabel: str, title: str = "") -> plt.Figure:
     return fig
 
 
-def curves_figure(curves: pd.DataFrame, quantities: Sequence[str]) -> plt.Figure:
-    """One panel per quantity of a tidy log (key, seed, iteration, quantity, value), one line per
-    run; losses are smoothed with a running mean over 10 % of the run."""
-    fig, axes = plt.subplots(1, len(quantities), figsize=(5 * len(quantities), 3.4), squeeze=False)
-    for ax, quantity in zip(axes[0], quantities, strict=True):
+def row_names(keys: Sequence[str], labels: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each row key's name: `labels` (else `catalogue.ROW_NAMES`); a name given to several keys
+    is numbered, so that no two rows read alike."""
+    names = {key: (labels or ROW_NAMES).get(key, key) for key in keys}
+    repeated = {name for name, n in Counter(names.values()).items() if n > 1}
+    seen: Counter = Counter()
+    for key in keys:
+        if (name := names[key]) in repeated:
+            seen[name] += 1
+            names[key] = f"{name} ({seen[name]})"
+    return names
+
+
+def distinct_colours(n: int) -> list[tuple[float, ...]]:
+    """`n` colours to tell lines apart: tab10, or beyond 10 tab20's dark shades, then its light."""
+    if n <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(n)]
+    order = [*range(0, 20, 2), *range(1, 20, 2)]
+    return [plt.get_cmap("tab20")(order[i % 20]) for i in range(n)]
+
+
+def curves_figure(
+    curves: pd.DataFrame, quantities: Sequence[str], labels: Mapping[str, str] | None = None
+) -> plt.Figure:
+    """One panel per quantity of a tidy log (key, seed, iteration, quantity, value): one colour
+    per row, the same in every panel, one line style per seed, and one legend for the figure.
+    Losses are smoothed with a running mean over 10 % of the run.
+
+    Args:
+        labels: row key -> name, e.g. the notebooks' `row_labels` (which tell rows of one name
+            apart by their crops); None: `row_names`.
+    """
+    keys = list(dict.fromkeys(curves["key"]))
+    names = row_names(keys, labels)
+    colour = dict(zip(keys, distinct_colours(len(keys)), strict=True))
+    seeds = sorted(set(curves["seed"]))
+    style = {seed: ("-", "--", ":", "-.")[i % 4] for i, seed in enumerate(seeds)}
+    ncols = len(quantities) if len(quantities) <= 3 else -(-len(quantities) // 2)
+    nrows = -(-len(quantities) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, quantity in zip(axes.flat, quantities, strict=False):
         data = curves[curves["quantity"] == quantity]
+        smoothed = quantity.startswith("loss")
         for (key, seed), run in data.groupby(["key", "seed"], sort=False):
             values = run["value"]
-            if quantity.startswith("loss"):
+            if smoothed:
                 values = values.rolling(max(len(values) // 10, 1), min_periods=1).mean()
             ax.plot(
                 run["iteration"],
                 values,
-                label=f"{key} s{seed}",
+                color=colour[key],
+                linestyle=style[seed],
+                linewidth=1.2,
                 marker="o" if len(run) < 10 else None,
+                markersize=3,
             )
         ax.set_xlabel("iteration")
-        ax.set_title(quantity, fontsize=10)
-    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+        ax.set_title(words(quantity) + (", running mean" if smoothed else ""), fontsize=10)
+    for ax in axes.flat[len(quantities) :]:
+        ax.axis("off")
+    handles = [Line2D([], [], color=colour[key], label=names[key]) for key in keys]
+    if len(seeds) > 1:
+        handles += [Line2D([], [], color="0.3", ls=style[s], label=f"seed {s}") for s in seeds]
     fig.tight_layout()
+    if len(quantities) < axes.size:  # in the empty panel
+        axes.flat[-1].legend(handles=handles, loc="center left", fontsize=8, frameon=False)
+    else:
+        fig.legend(
+            handles=handles, loc="center left", bbox_to_anchor=(1, 0.5), fontsize=8, frameon=False
+        )
     return fig
 
 
@@ -64,7 +120,7 @@ def schedule_figure(curves: pd.DataFrame, labels: Mapping[str, str] | None = Non
     )
     for ax, key in zip(axes[0], keys, strict=True):
         for (iters, seed), run in curves[curves["key"] == key].groupby(["iters", "seed"]):
-            label = f"{iters} it, s{seed}"
+            label = f"{iters} iterations, seed {seed}"
             ax.plot(run["iteration"], run["val_miou"], marker="o", ms=3, label=label)
         ax.set_xlabel("iteration")
         ax.set_title((labels or {}).get(key, key), fontsize=9)
@@ -101,18 +157,75 @@ def per_class_heatmap(table: pd.DataFrame, row: str = "method", value: str = "Io
 def tradeoff_figure(
     summary: pd.DataFrame, x: str, label: str = "label", title: str = ""
 ) -> plt.Figure:
-    """mIoU against a cost (memory, time) per row: the trade-off of the crop-size tables."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.errorbar(summary[x], summary["mean"], yerr=summary["std"].fillna(0), fmt="o")
-    for _, row in summary.iterrows():
-        ax.annotate(
-            row[label], (row[x], row["mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+    """mIoU (mean ± std over seeds) against a cost (`memory_mb`, `seconds_per_iter`) per row: the
+    trade-off of the crop-size tables. One colour per method (a row label's part before " — ",
+    named in the legend); each point is labelled with its crops (the part after it), placed
+    where it overlaps no other label."""
+    method, _, crops = (summary[label].str.partition(" — ")[i] for i in range(3))
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for i, (name, rows) in enumerate(summary.groupby(method.to_numpy(), sort=False)):
+        ax.errorbar(
+            rows[x], rows["mean"], yerr=rows["std"].fillna(0), fmt="o", color=f"C{i}", label=name
         )
-    ax.set_xlabel(x)
-    ax.set_ylabel("target-val mIoU (%)")
+    ax.margins(0.12)  # room for the labels inside the axes
+    ax.set_xlabel(words(x))
+    ax.set_ylabel("target val mIoU (%), mean ± std over seeds")
     ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
+    std = summary["std"].fillna(0).to_numpy()
+    label_points(ax, summary[x].to_numpy(), summary["mean"].to_numpy(), list(crops), std)
     return fig
+
+
+def label_points(
+    ax, x: np.ndarray, y: np.ndarray, texts: Sequence[str], yerr: np.ndarray | None = None
+) -> None:
+    """Write each text beside its point (x, y) at the first of a few offsets, farther out (with a
+    leader line) if need be, where it stays inside the axes and covers no earlier text, no point
+    and no error bar (± `yerr`). Call it once the layout is final: it measures display pixels."""
+    renderer = ax.figure.canvas.get_renderer()
+    yerr = np.zeros_like(y) if yerr is None else yerr
+    low = ax.transData.transform(np.column_stack([x, y - yerr]))  # (N, 2) display pixels
+    high = ax.transData.transform(np.column_stack([x, y + yerr]))
+    pad = 4  # pixels: a marker's radius
+    marks = [Bbox([lo - pad, hi + pad]) for lo, hi in zip(low, high, strict=True)]
+    around = [(1, 1, "left", "bottom"), (1, -1, "left", "top"), (-1, 1, "right", "bottom")]
+    around += [(-1, -1, "right", "top"), (0, 1.5, "center", "bottom"), (0, -1.5, "center", "top")]
+    places = [(dx * d, dy * d, ha, va) for d in (4, 10, 18) for dx, dy, ha, va in around]
+    frame = ax.bbox  # the axes in display pixels
+
+    def write(text: str, xy: tuple[float, float], place: tuple, line: bool = False):
+        dx, dy, ha, va = place
+        return ax.annotate(
+            text,
+            xy,
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=7,
+            arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.6} if line else None,
+        )
+
+    def measure(text: str, xy: tuple[float, float], place: tuple):
+        probe = write(text, xy, place)
+        box = probe.get_window_extent(renderer)
+        probe.remove()
+        return box
+
+    def free(box) -> bool:
+        inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
+        return inside and not box.count_overlaps(marks + taken)
+
+    taken = []
+    for xy, text in zip(zip(x, y, strict=True), texts, strict=True):
+        if not text:
+            continue
+        boxes = [(place, measure(text, xy, place)) for place in places]
+        place, box = next(((p, b) for p, b in boxes if free(b)), boxes[0])  # else the nearest
+        write(text, xy, place, line=abs(place[0]) + abs(place[1]) > 8)
+        taken.append(box)
 
 
 # -- tables ---------------------------------------------------------------------------------------
@@ -133,13 +246,13 @@ def ours_and_published_figure(table: pd.DataFrame) -> plt.Figure:
     ours.barh(y, table["mean"], xerr=table["std"].fillna(0), color="tab:blue")
     ours.set_yticks(y, table["method"], fontsize=8)
     ours.invert_yaxis()
-    ours.set_title(ours_col, fontsize=8, wrap=True)
+    ours.set_title(textwrap.fill(ours_col, 60), fontsize=8)
     ours.set_xlabel("mIoU (%)")
     values = table[theirs_col]
     theirs.barh(y, values.fillna(0), color="tab:gray")
     for i, v in enumerate(values):
         theirs.text(1, i, "not published" if np.isnan(v) else f"{v:.1f}", va="center", fontsize=8)
-    theirs.set_title(theirs_col, fontsize=8, wrap=True)
+    theirs.set_title(textwrap.fill(theirs_col, 60), fontsize=8)
     theirs.set_xlabel("mIoU (%)")
     fig.tight_layout()
     return fig

@@ -3,7 +3,7 @@ of each student on the target val set, mean and spread over seeds (a thin comman
 `hrda_lib.reproduction.runs`, the path the notebooks use too).
 
     python -m hrda_lib.compare --profile synthetic --rows source_only daformer_lr hrda \
-        --seeds 0 1 2 --out /tmp/compare
+        --seeds 0 1 2 --out work_dirs/compare
 
 Finished runs under `<out>/runs/` and in any notebook's `runs/` folder are reused. The committed
 results come from the notebooks (`python -m hrda_lib.reproduce`); use this for a quick

@@ -218,6 +218,29 @@ def apply_overrides(cfg: ExperimentConfig, assignments: list[str]) -> Experiment
     return cfg
 
 
+def config_from_dict(cls: type, data: dict):
+    """A config dataclass from its `asdict` / JSON form: nested configs rebuilt, lists turned
+    back into tuples (fields absent from `data` keep their defaults)."""
+    hints = get_type_hints(cls)
+    return cls(
+        **{f.name: _from_plain(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data}
+    )
+
+
+def _from_plain(annotation, value):
+    if value is None:
+        return None
+    union = get_origin(annotation) in (Union, UnionType)
+    for option in get_args(annotation) if union else (annotation,):
+        if is_dataclass(option) and isinstance(value, dict):
+            return config_from_dict(option, value)
+        if get_origin(option) is tuple and isinstance(value, list):
+            args = get_args(option)
+            inner = [args[0]] * len(value) if args[-1:] == (Ellipsis,) else list(args)
+            return tuple(_from_plain(a, v) for a, v in zip(inner, value, strict=False))
+    return value
+
+
 def _replace_path(obj, path: list[str], value):
     names = {f.name for f in fields(obj)}
     if path[0] not in names:

@@ -16,19 +16,24 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.transforms import blended_transform_factory
 
 from hrda_lib.classes import CLASSES, NUM_CLASSES, PALETTE
 from hrda_lib.crops import Box
 from hrda_lib.inference import attention_of_predicted_class
-from hrda_lib.viz import colorize, to_rgb
+from hrda_lib.viz import colorize, to_rgb, words
+
+
+def class_patches(classes: Sequence[int] | None = None) -> list[Patch]:
+    """Legend handles: one patch in the class's palette colour per class (all, or `classes`)."""
+    ids = range(NUM_CLASSES) if classes is None else classes
+    return [Patch(color=np.array(PALETTE[k]) / 255, label=CLASSES[k]) for k in ids]
 
 
 def class_legend(ax, classes: Sequence[int] | None = None, ncol: int = 1) -> None:
     """A legend of class colours (all classes, or `classes`) beside `ax`."""
-    ids = range(NUM_CLASSES) if classes is None else classes
-    handles = [Patch(color=np.array(PALETTE[k]) / 255, label=CLASSES[k]) for k in ids]
     ax.legend(
-        handles=handles,
+        handles=class_patches(classes),
         loc="upper left",
         bbox_to_anchor=(1.01, 1),
         fontsize=7,
@@ -38,9 +43,13 @@ def class_legend(ax, classes: Sequence[int] | None = None, ncol: int = 1) -> Non
 
 
 def image_grid(
-    rows: Sequence[Sequence[np.ndarray | None]], titles: Sequence[str], width: float = 3.0
+    rows: Sequence[Sequence[np.ndarray | None]],
+    titles: Sequence[str],
+    width: float = 3.0,
+    row_titles: Sequence[str] | None = None,
 ) -> plt.Figure:
-    """A grid of RGB panels (label maps colorized beforehand); `titles` label the columns."""
+    """A grid of RGB panels (label maps colorized beforehand); `titles` label the columns and
+    `row_titles` (if given) the rows, left of each."""
     n_rows, n_cols = len(rows), len(titles)
     first = next(p for row in rows for p in row if p is not None)
     aspect = first.shape[0] / first.shape[1]
@@ -54,6 +63,11 @@ def image_grid(
                 axes[i, j].imshow(panel, interpolation="nearest", vmin=0, vmax=1)
             if i == 0:
                 axes[i, j].set_title(titles[j], fontsize=9)
+        if row_titles is not None:
+            name = row_titles[i]
+            axes[i, 0].text(
+                -0.08, 0.5, name, transform=axes[i, 0].transAxes, ha="right", va="center"
+            )
     fig.tight_layout()
     return fig
 
@@ -83,23 +97,47 @@ def class_bars(
     title: str = "",
     ylabel: str | None = None,
 ) -> plt.Figure:
-    """Grouped bars of `value` per class (column `class`), one colour per `hue` group."""
+    """Grouped bars of `value` per class (column `class`), one colour per `hue` group.
+
+    Groups are named in words (`viz.words`; a boolean hue as "<hue> class" / "other class"). A
+    class with no value (NaN, or no line) is marked "n/a" in its slot, never drawn as a 0 bar;
+    each class's bars are centred on its tick, over the groups that have a line for it.
+    """
     groups = [(None, table)] if hue is None else list(table.groupby(hue, sort=False))
+    values = np.stack(
+        [g.set_index("class").reindex(CLASSES)[value].to_numpy(dtype=float) for _, g in groups]
+    )  # (G, K)
+    present = np.stack([np.isin(CLASSES, g["class"]) for _, g in groups])  # (G, K)
+    present[:, ~present.any(0)] = True  # a class that no group has: "n/a" in every slot
+    slot = present.cumsum(0) - 1  # each group's place among the groups that have the class
+    count = present.sum(0)
+    width = 0.8 / count.max()
+    x = np.arange(NUM_CLASSES) + (slot - (count - 1) / 2) * width  # (G, K)
     fig, ax = plt.subplots(figsize=(11, 3.2))
-    positions = np.arange(NUM_CLASSES)
-    width = 0.8 / len(groups)
-    for i, (name, group) in enumerate(groups):
-        values = group.set_index("class").reindex(CLASSES)[value].to_numpy(dtype=float)
-        ax.bar(positions + (i - (len(groups) - 1) / 2) * width, values, width, label=name)
-    ax.set_xticks(positions, CLASSES, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel or value)
+    at_bottom = blended_transform_factory(ax.transData, ax.transAxes)  # x: data, y: axes
+    for i in range(len(groups)):
+        drawn = present[i] & np.isfinite(values[i])
+        ax.bar(x[i, drawn], values[i, drawn], width, color=f"C{i}")
+        for pos in x[i, present[i] & ~drawn]:
+            ax.text(pos, 0.03, "n/a", transform=at_bottom, rotation=90, ha="center", fontsize=7)
+    ax.set_xticks(np.arange(NUM_CLASSES), CLASSES, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel or words(value))
     if log:
         ax.set_yscale("log")
     if hue is not None:
-        ax.legend(fontsize=8)
+        names = [_group_name(hue, name) for name, _ in groups]
+        handles = [Patch(color=f"C{i}", label=n) for i, n in enumerate(names)]
+        ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _group_name(hue: str | None, name: object) -> str:
+    """A hue group in words; a boolean hue reads "<hue> class" / "other class"."""
+    if isinstance(name, (bool, np.bool_)):
+        return f"{hue} class" if name else "other class"
+    return words(name)
 
 
 # -- HRDA's crops and predictions ----------------------------------------------------------------
@@ -172,37 +210,38 @@ def multires_explorer(
     `render(y=, x=, context_scale=)` and show its figure. Returns the widget (None without
     ipywidgets).
 
-    Nothing is rendered until a slider moves: under papermill, where no slider can move, the
-    widget stays inert (no output capture that could stall the executor), and the notebook shows
-    a static figure of the default values instead.
+    The figure of the initial values is drawn at once; each slider move replaces it. It is shown
+    as a PNG in an `Image` widget rather than captured by an `Output` widget: a new figure is one
+    state update that swaps the image (no empty area in between, no figures stacking up), and
+    nothing depends on output capture, which has no frontend to route it under papermill.
     """
     try:
         import ipywidgets as widgets
-        from IPython.display import clear_output, display
+        from IPython.core.pylabtools import print_figure
     except ImportError:
         return None
     top = max(context - detail, 0)
     start = top // 2 // step * step
+    box = dict(value=start, min=0, max=top, step=step)
+    style = {"description_width": "8em"}  # "context scale" in full
     controls = {
-        "y": widgets.IntSlider(value=start, min=0, max=top, step=step, description="detail y"),
-        "x": widgets.IntSlider(value=start, min=0, max=top, step=step, description="detail x"),
+        "y": widgets.IntSlider(description="detail y", style=style, **box),
+        "x": widgets.IntSlider(description="detail x", style=style, **box),
         "context_scale": widgets.SelectionSlider(
-            options=list(scales), value=0.5, description="context scale"
+            options=list(scales), value=0.5, description="context scale", style=style
         ),
     }
-    out = widgets.Output()
+    figure = widgets.Image(format="png")
 
-    def update(_change) -> None:
-        with out:
-            clear_output(wait=True)
-            fig = render(**{name: w.value for name, w in controls.items()})
-            display(fig)
-            plt.close(fig)
+    def update(_change=None) -> None:
+        fig = render(**{name: w.value for name, w in controls.items()})
+        figure.value = print_figure(fig, "png", bbox_inches="tight")  # as Jupyter shows figures
+        plt.close(fig)
 
     for control in controls.values():
         control.observe(update, "value")
-    note = widgets.Label("Move a slider to render; the static figure above shows the defaults.")
-    return widgets.VBox([*controls.values(), note, out])
+    update()
+    return widgets.VBox([*controls.values(), figure])
 
 
 def window_grids_figure(image: np.ndarray, grids: Mapping[str, Sequence[Box]]) -> plt.Figure:
@@ -225,7 +264,8 @@ def window_grids_figure(image: np.ndarray, grids: Mapping[str, Sequence[Box]]) -
 
 def branch_rows(samples: Sequence[Mapping[str, np.ndarray]]) -> plt.Figure:
     """Per image: RGB, ground truth, context / detail / fused predictions and the attention of
-    the predicted class. Each sample maps image, label, lr, hr, fused (H, W ids) and attention."""
+    the predicted class, and a legend of the class colours below. Each sample maps image, label,
+    context, detail, fused (H, W ids) and attention."""
     titles = [
         "image",
         "ground truth",
@@ -254,6 +294,14 @@ def branch_rows(samples: Sequence[Mapping[str, np.ndarray]]) -> plt.Figure:
             if i == 0:
                 axes[i, j].set_title(titles[j], fontsize=9)
     fig.colorbar(shown, ax=axes[:, 5], fraction=0.03)
+    fig.legend(
+        handles=class_patches(),
+        loc="upper center",
+        bbox_to_anchor=(0.45, 0.1),
+        ncol=10,
+        fontsize=8,
+        frameon=False,
+    )
     return fig
 
 

@@ -142,6 +142,7 @@ def train(
     stop_at: int | None = None,
     resume: bool = False,
     progress: bool = True,
+    progress_slot: int | None = None,
 ) -> TrainResult:
     """Train (or resume) an experiment into `work_dir`: `latest.pth`, `metrics.csv`, config.
 
@@ -157,6 +158,8 @@ def train(
         stop_at: end cleanly with a checkpoint after this iteration (cluster time limits).
         resume: continue from `work_dir/latest.pth` if present.
         progress: show progress bars (data check, iterations) with the loss and throughput.
+        progress_slot: the terminal line of the iteration bar when several runs train at once
+            (`runs.train_all`): one line per run, shown only on a terminal, no data-check bar.
     """
     cv2.setNumThreads(0)  # OpenCV threads in the training process would contend with workers
     cfg = with_iters(cfg, iters) if iters else cfg
@@ -177,6 +180,7 @@ def train(
                 progress and shard.main,
                 shard,
                 device or torch.device(device_type),
+                progress_slot,
             )
     finally:
         if created:
@@ -222,6 +226,7 @@ def _train(
     progress: bool,
     shard: distributed.Shard,
     device: torch.device,
+    progress_slot: int | None = None,
 ) -> TrainResult:
     checkpoint = work_dir / "latest.pth"
     metrics_path = work_dir / "metrics.csv"
@@ -252,7 +257,7 @@ def _train(
         return TrainResult(work_dir, checkpoint, pd.DataFrame(rows), 0.0)
 
     if shard.main:  # the others wait: a synthetic benchmark is generated once
-        check_training_data(cfg, progress)
+        check_training_data(cfg, progress and progress_slot is None)
     shard.barrier()
     loader = build_train_loader(cfg, start=state.iteration * cfg.batch_size, shard=shard)
     val_dataset = build_val_dataset(cfg) if shard.main else None
@@ -261,7 +266,14 @@ def _train(
     end = min(cfg.iters, stop_at) if stop_at is not None else cfg.iters
     bar = None
     if progress:
-        bar = tqdm(total=end, initial=state.iteration, desc=cfg.name, dynamic_ncols=True)
+        beside = {} if progress_slot is None else {"position": progress_slot, "disable": None}
+        bar = tqdm(
+            total=end,
+            initial=state.iteration,
+            desc=f"{cfg.name} seed {cfg.seed}",
+            dynamic_ncols=True,
+            **beside,  # several runs at once: a line each, on a terminal only
+        )
     batches = iter(loader)
     writer = _tensorboard_writer(work_dir) if shard.main else None
     monitor = DivergenceMonitor(state.model)

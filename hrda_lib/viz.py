@@ -1,7 +1,8 @@
 """Plot helpers shared by the notebooks, benchmarks and datasheets.
 
 Label maps are shown in the Cityscapes palette (`hrda_lib.classes.PALETTE`); every figure is
-saved through `save_figure` (PNG, dpi 120, written atomically).
+saved through `save_figure` (PNG, dpi 120, written atomically); every column or quantity name
+that a figure shows goes through `words`, so that a reader sees words, not identifiers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,41 @@ import torch
 from hrda_lib.classes import NUM_CLASSES, PALETTE
 from hrda_lib.files import atomic_write_bytes
 from hrda_lib.transforms import IMG_MEAN, IMG_STD
+
+# What a figure shows for the names of the logs' quantities and the tables' columns.
+WORDS: dict[str, str] = {
+    "loss_source_total": "source loss (all terms)",
+    "loss_source_fused": "source loss, fused term",
+    "loss_source_detail": "source loss, detail term",
+    "loss_mixed_total": "mixed-image loss (all terms)",
+    "loss_mixed_fused": "mixed-image loss, fused term",
+    "loss_mixed_detail": "mixed-image loss, detail term",
+    "loss_mic_total": "masked-image consistency loss (MIC)",
+    "loss_fd": "ImageNet feature distance loss",
+    "loss_adversarial": "adversarial loss (segmentor)",
+    "loss_discriminator": "discriminator loss",
+    "loss_entropy": "entropy loss (target)",
+    "pseudo_weight": "pseudo-label quality q",
+    "val_miou": "target val mIoU (%)",
+    "val_aacc": "target val pixel accuracy (%)",
+    "seconds_per_iter": "training time per iteration (s)",
+    "memory_mb": "training memory (MB)",
+    "oracle_iou_x2": "labels down- and up-sampled ×2",
+    "oracle_iou_x4": "labels down- and up-sampled ×4",
+    "IoU_context": "context (LR) branch",
+    "IoU_detail": "detail (HR) branch",
+    "IoU_fused": "fused by scale attention",
+    "mean_attention": "mean attention to the detail branch",
+}
+
+
+def words(name: object) -> str:
+    """What a figure shows for a quantity or column name: `WORDS`, "RCS, temperature T = 0.01"
+    for `rcs_probability_T0.01`, else the name with spaces for underscores."""
+    name = str(name)
+    if name.startswith("rcs_probability_T"):
+        return f"RCS, temperature T = {name.removeprefix('rcs_probability_T')}"
+    return WORDS.get(name, name.replace("_", " "))
 
 
 def colorize(label: np.ndarray) -> np.ndarray:

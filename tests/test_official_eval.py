@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from hrda_lib import evaluate
-from hrda_lib.checkpoints import infer_official_config, read_checkpoint, select_segmentor
+from hrda_lib.checkpoints import read_checkpoint, select_segmentor
+from hrda_lib.official_config import infer_official_config
 from hrda_lib.presets import get_preset
 
 SMOKE = "smoke_hrda"  # its data: the tiny synthetic set

@@ -255,7 +255,7 @@ def test_tables_of_another_profile_are_left_out(capsys) -> None:
             "measured_on": [
                 "synthetic 'quick' benchmark, profile synthetic, seeds 0, 1, 2, 1500 iterations",
                 "synthetic 'quick' benchmark, profile synthetic, seeds 0, 1, 2, 1500 iterations",
-                "synthetic 'quick' benchmark, profile quick, seeds 0, 200 iterations",
+                "synthetic 'quick' benchmark, profile quick, seed 0, 200 iterations",
             ],
         }
     )
@@ -340,3 +340,36 @@ def test_schedule_study_finds_a_rows_runs_at_every_length(tmp_path: Path) -> Non
     assert list(table["last_third_gain"]) == [0.5, 2.0]
     assert list(table["converged"]) == [True, False]
     assert len(curves) == 4 and set(curves["iters"]) == {own, 40}
+
+
+def test_a_notebook_run_by_hand_writes_to_scratch_not_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in JupyterLab (`make lab`): no HRDA_RESULTS, so the notebook writes into the scratch
+    folder and the committed results/ stay as they are."""
+    import papermill
+
+    monkeypatch.delenv("HRDA_RESULTS", raising=False)
+    monkeypatch.setenv("HRDA_SCRATCH", str(tmp_path / "scratch"))
+    source = _notebook(tmp_path / "nb" / "02_probe.ipynb", WRITES_CONFIG.format(stem="02_probe"))
+    papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), progress_bar=False)
+    assert (tmp_path / "scratch" / "02_probe" / "config.json").is_file()
+    assert not (runner.REPO_ROOT / "results" / "02_probe").exists()
+    printed = "".join(
+        o.get("text", "")
+        for c in nbformat.read(tmp_path / "out.ipynb", 4).cells
+        for o in c.get("outputs", [])
+    )
+    assert "writing to" in printed and "committed results/ stay as they are" in printed
+
+
+def test_the_runner_points_the_kernels_at_its_results_and_restores_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HRDA_RESULTS", raising=False)
+    monkeypatch.setenv("HRDA_SCRATCH", str(tmp_path / "scratch"))
+    source = _notebook(tmp_path / "nb" / "02_probe.ipynb", WRITES_CONFIG.format(stem="02_probe"))
+    runner.run("smoke", results=tmp_path / "mine", notebooks=[source], log=lambda _: None)
+    assert (tmp_path / "mine" / "02_probe" / "config.json").is_file()
+    assert not (tmp_path / "scratch").exists()
+    assert "HRDA_RESULTS" not in os.environ

@@ -11,6 +11,9 @@
   window grids, official checkpoints, the benchmark's datasheet as a table);
 * `tables`: paper-style tables with every published number beside ours;
 * `demo`: the demo's run into a folder of its own and its comparison with the committed results.
+* `self_training`: one iteration of the self-training recipe, drawn step by step (notebook 02);
+* `redraw`: re-draws the committed table figures from their CSVs after a chart changes;
+* `trained`: the trained models committed for instant exploration, and their manifests.
 
 Figures are drawn by `hrda_lib.plots` (crops, attention) and `hrda_lib.charts` (results).
 """

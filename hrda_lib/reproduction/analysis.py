@@ -301,3 +301,62 @@ def evaluate_official(
     rows += [("(all)", k, np.nan, line) for k, line in assumed.items() if line]
     rows += [(c["class"], "IoU", c["IoU"], where) for _, c in result.per_class.iterrows()]
     return pd.concat([pd.DataFrame(rows, columns=columns), published], ignore_index=True)
+
+
+# -- what a table says, in words computed from its numbers ------------------------------------
+
+
+def attention_findings(per_class: pd.DataFrame, n: int = 4) -> str:
+    """The classes whose pixels lean most on detail and most on context (mean attention of the
+    predicted class, `scale_attention_study`), the thin classes' mean beside the others', and
+    the classes without a value (never predicted); Markdown."""
+    valid = per_class.dropna(subset=["mean_attention"]).sort_values(
+        "mean_attention", ascending=False
+    )
+
+    def listed(rows: pd.DataFrame) -> str:
+        return ", ".join(f"{r['class']} {r.mean_attention:.2f}" for _, r in rows.iterrows())
+
+    thin = valid["class"].isin(THIN_CLASSES)
+    names = ", ".join(valid["class"][thin])
+    lines = [
+        f"- most attention to detail: {listed(valid.head(n))}",
+        f"- least (these follow the context): {listed(valid.tail(n)[::-1])}",
+        f"- thin classes ({names}): mean {valid.mean_attention[thin].mean():.2f}; the other "
+        f"classes: {valid.mean_attention[~thin].mean():.2f}",
+    ]
+    if "IoU_fused" in valid:
+        hardly = valid[valid["IoU_fused"] < 5]
+        if len(hardly):
+            lines.append(
+                f"- segmented hardly at all (fused IoU < 5): {listed(hardly)}; their value "
+                "averages over the pixels wrongly predicted as the class, not over the class"
+            )
+    missing = per_class.loc[per_class["mean_attention"].isna(), "class"].tolist()
+    if missing:
+        lines.append(f"- no value (never predicted): {', '.join(missing)}")
+    return "\n".join(lines)
+
+
+def branch_findings(per_class: pd.DataFrame, margin: float = 1.0) -> str:
+    """Where the fused prediction is at least as good as the better branch (within `margin` IoU
+    points), and where one branch alone beats it by more, with the numbers; Markdown."""
+    table = per_class.set_index("class")[["IoU_context", "IoU_detail", "IoU_fused"]].dropna()
+    measured = table[table.max(axis=1) > 0]  # classes some branch segments at all
+    best = measured[["IoU_context", "IoU_detail"]].max(axis=1)
+    behind = measured[measured["IoU_fused"] < best - margin]
+    lines = [
+        f"- fused at least the better branch (within {margin:g} point) on "
+        f"{len(measured) - len(behind)} of the {len(measured)} classes that some branch segments"
+    ]
+    for name, row in behind.iterrows():
+        branch = "detail" if row.IoU_detail > row.IoU_context else "context"
+        lines.append(
+            f"- {name}: fused {row.IoU_fused:.1f} below {branch} alone "
+            f"{max(row.IoU_detail, row.IoU_context):.1f} (context {row.IoU_context:.1f}, "
+            f"detail {row.IoU_detail:.1f})"
+        )
+    zero = table.index[table.max(axis=1) == 0].tolist()
+    if zero:
+        lines.append(f"- 0 IoU in every branch: {', '.join(zero)}")
+    return "\n".join(lines)

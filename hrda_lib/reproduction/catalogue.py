@@ -344,7 +344,8 @@ def measured_on(profile: str | Profile, seeds: Sequence[int], iters: int | None 
     (`iters` 0 or None: the profile's schedule length)."""
     profile = get_profile(profile)
     iters = iters or row_config(profile, "hrda").iters
-    runs = f"profile {profile.name}, seeds {', '.join(map(str, seeds))}, {iters} iterations"
+    seeds_named = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+    runs = f"profile {profile.name}, {seeds_named}, {iters} iterations"
     if profile.benchmark == "rehearsal":
         return f"mock GTA→Cityscapes at the real resolutions (a rehearsal, not a result), {runs}"
     if profile.data == "real":

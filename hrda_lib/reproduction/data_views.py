@@ -11,7 +11,7 @@ import pandas as pd
 
 from hrda_lib import layout
 from hrda_lib.classes import CLASSES, NUM_CLASSES
-from hrda_lib.paths import data_root
+from hrda_lib.paths import data_root, portable
 from hrda_lib.rcs import RCSConfig, build_rare_class_sampler
 from hrda_lib.reproduction.results import upstream_table
 
@@ -63,7 +63,8 @@ def rcs_distribution(
 
 
 def real_data_status(root: Path | None = None, required: bool = False) -> pd.DataFrame:
-    """Layout check of the real datasets under `data/`: dataset, split, status, images, detail.
+    """Layout check of the real datasets under `data/`: dataset, split, status, images, detail
+    (the folder or the problem, its path as `paths.portable` writes it: `data/gta/images`).
 
     Raises `DatasetLayoutError` (with what to fix) if `required` and GTA or Cityscapes is not ok.
     """
@@ -78,10 +79,10 @@ def real_data_status(root: Path | None = None, required: bool = False) -> pd.Dat
     for (dataset, split), spec in checks.items():
         try:
             pairs = layout.find_pairs(spec, check_sizes=False)
-            rows.append((dataset, split, "ok", len(pairs), str(spec.img_dir)))
+            rows.append((dataset, split, "ok", len(pairs), portable(str(spec.img_dir))))
         except layout.DatasetLayoutError as error:
             status = "missing" if not spec.img_dir.exists() else "layout error"
-            rows.append((dataset, split, status, 0, str(error).splitlines()[0]))
+            rows.append((dataset, split, status, 0, portable(str(error).splitlines()[0])))
             if dataset != "Synthia":
                 errors.append(error)
     if required and errors:

@@ -3,8 +3,8 @@ its own (never over the committed results), its runs trained ahead two at a time
 each, and ends with each headline number beside the committed one and whether it reproduced
 within the seed spread.
 
-    python -m hrda_lib.reproduction.demo                 # into demo/ (about 30 min on 2 cores)
-    python -m hrda_lib.reproduction.demo --out /tmp/d    # elsewhere
+    python -m hrda_lib.reproduction.demo                     # into demo/ (about 30 min on 2 cores)
+    python -m hrda_lib.reproduction.demo --out scratch/demo  # elsewhere
 
 The committed reference is the `synthetic` profile's 3 seeds in `results/` (the quick profile's
 rows are its seed-0 rows); a demo number reproduces when it lies within two standard deviations

@@ -6,6 +6,7 @@ atomically. Notebooks form a chain: a later one reads an earlier one's folder (`
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pandas as pd
 import torch
 
 from hrda_lib.files import atomic_write_bytes, write_text
-from hrda_lib.paths import REPO_ROOT, results_root
+from hrda_lib.paths import REPO_ROOT, output_root, portable, results_root
 from hrda_lib.viz import save_figure
 
 
@@ -27,9 +28,18 @@ def device() -> torch.device:
 
 
 def results_dir(notebook_stem: str) -> Path:
-    """`results/<notebook_stem>/` (under $HRDA_RESULTS if set), created if missing."""
-    path = results_root() / notebook_stem
+    """The folder a notebook writes, created if missing: `<$HRDA_RESULTS>/<notebook_stem>/`
+    under the runner (which sets HRDA_RESULTS), else `scratch/<notebook_stem>/`, so that a
+    notebook run by hand leaves the committed `results/` as they are (it still reads them:
+    `upstream_table`, the runs it reuses)."""
+    path = output_root() / notebook_stem
     path.mkdir(parents=True, exist_ok=True)
+    if path.parent != results_root():
+        shown = os.path.relpath(path, REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+        print(
+            f"[results] writing to {shown}/ (a notebook run by hand: the committed results/ stay "
+            "as they are; set HRDA_RESULTS to write elsewhere)"
+        )
     return path
 
 
@@ -67,8 +77,10 @@ def versions() -> dict[str, str]:
 def write_run_config(out_dir: Path, params: dict, **extra) -> Path:
     """Write `out_dir/config.json`: the notebook's parameters, versions, git commit, time.
 
-    `extra` adds entries (e.g. the experiments a notebook ran). Written last by each notebook,
-    so its presence means the notebook finished (the runner's up-to-date check reads it).
+    `extra` adds entries (e.g. the experiments a notebook ran); a path in them is written as it
+    holds on any machine (`paths.portable`: `results/...`, `$HRDA_DATA/...`). Written last by each
+    notebook, so its presence means the notebook finished (the runner's up-to-date check reads
+    it).
     """
     record = {
         "notebook": Path(out_dir).name,
@@ -76,12 +88,23 @@ def write_run_config(out_dir: Path, params: dict, **extra) -> Path:
         "versions": versions(),
         "git_commit": git_commit(),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        **extra,
+        **{key: _portable_value(value) for key, value in extra.items()},
     }
     path = Path(out_dir) / "config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, json.dumps(record, indent=2, default=str).encode())
     return path
+
+
+def _portable_value(value):
+    """`value` with every string or path in it through `paths.portable`."""
+    if isinstance(value, str | Path):
+        return portable(str(value))
+    if isinstance(value, dict):
+        return {key: _portable_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_portable_value(item) for item in value]
+    return value
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> Path:
@@ -104,11 +127,13 @@ def run_script(script: str, *args: str | Path) -> str:
 
 
 def upstream_table(stem: str, name: str = "metrics.csv", required: bool = False):
-    """A table an earlier notebook wrote (`results/<stem>/<name>`); None if it has not run, or
-    FileNotFoundError naming the notebook to run if `required`."""
+    """A table an earlier notebook wrote (`results/<stem>/<name>`, or the scratch folder's first
+    when a notebook runs by hand); None if it has not run, or FileNotFoundError naming the
+    notebook to run if `required`."""
+    for root in dict.fromkeys((output_root(), results_root())):
+        if (root / stem / name).is_file():
+            return pd.read_csv(root / stem / name)
     path = results_root() / stem / name
-    if path.is_file():
-        return pd.read_csv(path)
     if required:
         raise FileNotFoundError(
             f"{path} is missing: run notebook {stem} first "

@@ -26,7 +26,7 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from hrda_lib.cli import run as run_cli
-from hrda_lib.paths import REPO_ROOT, data_root, results_root
+from hrda_lib.paths import REPO_ROOT, data_root, portable, results_root
 from hrda_lib.reproduction.catalogue import PROFILES, Profile, get_profile
 from hrda_lib.reproduction.runs import train_ahead
 from hrda_lib.synthetic.mock_real import ensure_mock_real
@@ -141,8 +141,38 @@ class NotebookFailure(Exception):
         )
 
 
+def portable_notebook(path: Path, roots: dict[str, str] | None = None) -> bool:
+    """Rewrite an executed notebook with this machine's paths as `paths.portable` writes them
+    (papermill's input and output paths, printed outputs, tracebacks): the repository as
+    relative paths, a data or results root elsewhere as `$HRDA_DATA` / `$HRDA_RESULTS`. Images
+    are left as they are. True if anything changed.
+
+    Args:
+        roots: {absolute root: its name}; default `paths.machine_roots()`.
+    """
+
+    def rewrite(value, key: str = ""):
+        if isinstance(value, str):
+            return value if key.startswith("image/") else portable(value, roots)
+        if isinstance(value, list):
+            return [rewrite(item, key) for item in value]
+        if isinstance(value, dict):
+            return {k: rewrite(item, k) for k, item in value.items()}
+        return value
+
+    text = path.read_text()
+    # nbformat's own layout (`nbformat.write`), so that only the rewritten strings differ.
+    new = json.dumps(rewrite(json.loads(text)), indent=1, sort_keys=True, ensure_ascii=False)
+    new += "\n" if text.endswith("\n") else ""
+    if new == text:
+        return False
+    path.write_text(new)
+    return True
+
+
 def execute(source: Path, params: dict, results: Path) -> float:
-    """Run one notebook with papermill into `results/<stem>/<stem>.ipynb`; seconds taken.
+    """Run one notebook with papermill into `results/<stem>/<stem>.ipynb`; seconds taken. The
+    executed copy names no path of this machine (`portable_notebook`).
 
     Raises:
         NotebookFailure: a cell raised (the executed copy keeps the outputs up to it).
@@ -176,6 +206,7 @@ def execute(source: Path, params: dict, results: Path) -> float:
         raise NotebookFailure(
             source.stem, None, "", f"{type(error).__name__}: {error}", executed
         ) from error
+    portable_notebook(executed)
     return time.perf_counter() - start
 
 
@@ -220,6 +251,20 @@ def run(
     if only:
         sources = [s for s in sources if s.stem[:2] in only or s.stem in only]
     prepare_data(prof, log)
+    previous = os.environ.get("HRDA_RESULTS")
+    os.environ["HRDA_RESULTS"] = str(results)  # the notebooks' kernels write there, not scratch/
+    try:
+        return _run_notebooks(prof, sources, force, results, log)
+    finally:
+        if previous is None:
+            os.environ.pop("HRDA_RESULTS", None)
+        else:
+            os.environ["HRDA_RESULTS"] = previous
+
+
+def _run_notebooks(
+    prof: Profile, sources: list[Path], force: bool, results: Path, log
+) -> list[dict]:
     ahead = _training_ahead(prof, sources, force, results) if prof.jobs > 1 else []
     done = []
     for source in sources:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from hrda_lib.checkpoints import load_model
 from hrda_lib.classes import NUM_CLASSES
@@ -26,7 +27,7 @@ from hrda_lib.config import ExperimentConfig, with_iters
 from hrda_lib.data_setup import prepare_synthetic
 from hrda_lib.evaluate import evaluate, target_val_dataset
 from hrda_lib.model import build_segmentor, segmentation_loss
-from hrda_lib.paths import results_root
+from hrda_lib.paths import REPO_ROOT, output_root, results_root
 from hrda_lib.reproduction.catalogue import get_profile, notebook_rows, row_config
 from hrda_lib.reproduction.results import device
 from hrda_lib.train import train
@@ -45,7 +46,7 @@ class Run:
 
     @property
     def checkpoint(self) -> Path:
-        return self.work_dir / "latest.pth"
+        return run_checkpoint(self.work_dir)
 
     @property
     def final_miou(self) -> float:
@@ -57,12 +58,19 @@ def _config_json(cfg: ExperimentConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg), default=str))
 
 
+def run_checkpoint(work_dir: Path) -> Path:
+    """A run's model: its training checkpoint `latest.pth`, or else the committed model file
+    `model.pth` (`hrda_lib.reproduction.trained`)."""
+    latest = Path(work_dir) / "latest.pth"
+    return latest if latest.is_file() else Path(work_dir) / "model.pth"
+
+
 def finished_run_dir(cfg: ExperimentConfig, search_dirs: Sequence[Path]) -> Path | None:
     """The first `<dir>/<name>_seed<seed>/` holding a finished run of exactly `cfg`, or None."""
     for folder in search_dirs:
         work_dir = Path(folder) / f"{cfg.name}_seed{cfg.seed}"
         config, metrics = work_dir / "config.json", work_dir / "metrics.csv"
-        if not ((work_dir / "latest.pth").is_file() and config.is_file() and metrics.is_file()):
+        if not (run_checkpoint(work_dir).is_file() and config.is_file() and metrics.is_file()):
             continue
         log = pd.read_csv(metrics)
         if (
@@ -130,10 +138,15 @@ def train_all(todo: Sequence[tuple[ExperimentConfig, Path]], jobs: int = 1) -> N
         datasets = {json.dumps(asdict(cfg.data), default=str): cfg.data for cfg, _ in todo}
         for data in datasets.values():
             prepare_synthetic(data)  # once, before processes that would race to generate it
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        context = multiprocessing.get_context("spawn")
+        # One progress line per run on a terminal (tqdm's lock keeps the lines apart).
+        with ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=tqdm.set_lock, initargs=(context.RLock(),)
+        ) as pool:
             order = sorted(todo, key=lambda job: -_cost(job[0]))
-            for message in pool.map(_train_one, order):
-                print(message, flush=True)
+            print(f"[runs] training {len(order)} runs, {jobs} at a time", flush=True)
+            for message in pool.map(_train_one, order, [jobs] * len(order)):
+                tqdm.write(message)
     else:
         for job in todo:
             print(_train_one(job), flush=True)
@@ -164,12 +177,15 @@ def train_ahead(
     return len(todo)
 
 
-def _train_one(job: tuple[ExperimentConfig, Path]) -> str:
-    """Train one run (in a worker process: one thread); a line saying how it went."""
+def _train_one(job: tuple[ExperimentConfig, Path], jobs: int = 1) -> str:
+    """Train one run (in a worker process: one thread, and a progress line of its own on a
+    terminal); a line saying how it went."""
     cfg, work_dir = job
+    slot = None
     if multiprocessing.parent_process() is not None:
         torch.set_num_threads(1)
-    result = train(cfg, work_dir, resume=True, progress=False)
+        slot = (multiprocessing.current_process()._identity[-1] - 1) % jobs  # the worker's line
+    result = train(cfg, work_dir, resume=True, progress=slot is not None, progress_slot=slot)
     miou = result.metrics["val_miou"].dropna().iloc[-1]
     return (
         f"[runs] {cfg.name} seed {cfg.seed}: trained {cfg.iters} iterations in "
@@ -326,7 +342,9 @@ def model_for_views(profile: str, seed: int = 0) -> tuple[torch.nn.Module, str]:
     UNTRAINED model (its predictions are arbitrary; run 03 or 06 for a trained one)."""
     cfg = row_config(get_profile(profile), "hrda", seed)
     stems = ("06_full_training", "03_scale_attention")
-    found = finished_run_dir(cfg, [results_root() / stem / "runs" for stem in stems])
+    roots = dict.fromkeys((output_root(), results_root()))
+    found = finished_run_dir(cfg, [root / stem / "runs" for root in roots for stem in stems])
     if found is not None:
-        return load_model(found / "latest.pth"), f"trained: {cfg.name} seed {seed} ({found})"
+        shown = found.relative_to(REPO_ROOT) if found.is_relative_to(REPO_ROOT) else found.name
+        return load_model(run_checkpoint(found)), f"trained: {cfg.name} seed {seed} ({shown})"
     return build_segmentor(cfg.model).eval(), "an UNTRAINED model (no finished HRDA run yet)"

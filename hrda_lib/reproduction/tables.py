@@ -1,7 +1,7 @@
 """Paper-style tables from the runs, with every published number beside ours (and only here).
 
 Published figures are those the authors state in their READMEs and issue answers
-(`shared/reference/paper_numbers.md`); each carries the data it was measured on, which is never
+(`docs/paper_numbers.md`); each carries the data it was measured on, which is never
 ours: a table shows them in their own column, never mixed with our numbers.
 """
 
@@ -40,7 +40,7 @@ PUBLISHED: pd.DataFrame = pd.DataFrame(
 # The released HRDA GTA→Cityscapes checkpoint (the median seed) on Cityscapes val.
 PUBLISHED_CHECKPOINT: tuple[float, str] = (
     73.79,
-    "released HRDA GTA→CS checkpoint, Cityscapes val, 500 images (paper_numbers.md)",
+    "released HRDA GTA→CS checkpoint, Cityscapes val, 500 images (docs/paper_numbers.md)",
 )
 # Table 2: HRDA with DeepLabV2 per UDA method (author's answer in lhoyer/HRDA issue 11).
 PUBLISHED_UDA_METHODS: dict[str, str] = {

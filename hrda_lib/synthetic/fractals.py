@@ -7,7 +7,7 @@ there), and the instances of a category render the same system with each paramet
 in another colour, pose and scale. Written here from the paper's description at the neutral
 set's size (64 px samples, about 27,600 of them), so that `hrda_lib.pretrain --set fractal`
 trains the same encoder with the same recipe and budget on it, and the two can be compared
-downstream (README, "The ImageNet stand-in").
+downstream (docs/data.md, "The ImageNet stand-in").
 
 Rendering is the chaos game, vectorized: `points` random walkers apply `steps` randomly chosen
 maps (probability by the maps' |determinant|, as FractalDB) and the walkers' last positions are
