@@ -49,18 +49,17 @@ def read_checkpoint(path_or_state_dict: str | Path | dict) -> tuple[StateDict, s
     if isinstance(path_or_state_dict, dict):
         ckpt = path_or_state_dict
     else:
-        path = Path(path_or_state_dict)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint file")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = _load_file(path_or_state_dict)  # one line naming the file if it is unreadable
     if not isinstance(ckpt, dict):
-        raise CheckpointError(f"expected a dict checkpoint, got {type(ckpt).__name__}")
+        where = "" if isinstance(path_or_state_dict, dict) else f"{path_or_state_dict}: "
+        raise CheckpointError(f"{where}expected a dict checkpoint, got {type(ckpt).__name__}")
     config_text = ""
     if isinstance(ckpt.get("meta"), dict):
         config_text = str(ckpt["meta"].get("config", ""))
     state = ckpt.get("state_dict", ckpt.get("model", ckpt))
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise CheckpointError("the checkpoint holds no state dict of tensors")
+        where = "the checkpoint" if isinstance(path_or_state_dict, dict) else path_or_state_dict
+        raise CheckpointError(f"{where} holds no state dict of tensors")
     return {re.sub(r"^module\.", "", k): v for k, v in state.items()}, config_text
 
 

@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--native", action="store_true", help="no resize: the image's own size")
     parser.add_argument("--max-batch", type=positive_int, help="images per encoder call")
     args = parser.parse_args(argv)
+    for flag, given in (("--window", args.window), ("--stride", args.stride)):
+        if given and len(given) > 2:
+            raise UsageError(f"{flag} takes one size (square) or two (H W), not {len(given)}")
     paths = find_images(args.images)
     model = load_model(args.checkpoint)
     if torch.cuda.is_available():
@@ -180,12 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     setting = test_setting(args.checkpoint, model)
     scale = None if args.native else tuple(args.scale) if args.scale else setting.scale
     win = (
-        tuple(args.window * 2 if len(args.window) == 1 else args.window[:2])
+        tuple(args.window * 2 if len(args.window) == 1 else args.window)
         if args.window
         else setting.window
     )
     stride = args.stride or ([w // 2 for w in win] if args.window else list(setting.stride))
-    stride = tuple(stride * 2 if len(stride) == 1 else stride[:2])
+    stride = tuple(stride * 2 if len(stride) == 1 else stride)
     setting = TestSetting(scale, win, stride)
     base = args.images if args.images.is_dir() else args.images.parent
     failed = []

@@ -161,8 +161,10 @@ def train(
         progress_slot: the terminal line of the iteration bar when several runs train at once
             (`runs.train_all`): one line per run, shown only on a terminal, no data-check bar.
     """
+    if iters is not None and iters < 1:
+        raise ValueError(f"iters must be a positive number of iterations, not {iters}")
     cv2.setNumThreads(0)  # OpenCV threads in the training process would contend with workers
-    cfg = with_iters(cfg, iters) if iters else cfg
+    cfg = with_iters(cfg, iters) if iters is not None else cfg
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     device_type = "cuda" if torch.cuda.is_available() else "cpu"

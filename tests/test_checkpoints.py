@@ -113,3 +113,19 @@ def test_wrong_files_get_clear_errors(tmp_path: Path, golden_dir: Path) -> None:
     published = {k: v for k, v in state.items() if k.startswith("model.")}
     with pytest.raises(CheckpointError, match="published checkpoint keeps only"):
         load_official_checkpoint(published, which="teacher")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a torch file", "truncated"])
+def test_an_unreadable_file_is_one_error_naming_it(content, tmp_path) -> None:
+    """Not only `load_model`: the official loader and the ImageNet loader read through
+    `read_checkpoint`, which must not let torch's own error through."""
+    if content == "truncated":
+        torch.save({"state_dict": {"x": torch.zeros(1000)}}, tmp_path / "good.pth")
+        content = (tmp_path / "good.pth").read_bytes()[:200]
+    path = tmp_path / "bad.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="bad.pth: not a readable PyTorch checkpoint"):
+        read_checkpoint(path)
+    torch.save([1, 2], path)  # a torch file, but not a checkpoint
+    with pytest.raises(CheckpointError, match="bad.pth: expected a dict checkpoint, got list"):
+        read_checkpoint(path)

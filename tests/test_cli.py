@@ -313,6 +313,9 @@ def test_predict_rejects_bad_values(smoke_run: Path, tmp_path: Path, capsys) -> 
     base = [str(smoke_run), str(image), "--out", str(tmp_path / "o")]
     _fails(capsys, predict.main, [*base, "--window", "0"], "--window", "at least 8")
     _fails(capsys, predict.main, [*base, "--max-batch", "0"], "--max-batch", "at least 1")
+    three = [*base, "--window", "64", "64", "64"]
+    _fails(capsys, predict.main, three, "--window takes one size (square) or two (H W), not 3")
+    _fails(capsys, predict.main, [*base, "--stride", "8", "8", "8"], "--stride takes one size")
     _fails(
         capsys,
         predict.main,

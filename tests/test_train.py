@@ -217,3 +217,40 @@ def test_detail_equal_to_context_adds_the_context_loss_and_detail_fd(tmp_path: P
     )
     metrics = train(with_iters(cfg, 2), tmp_path, progress=False).metrics
     assert {"loss_fd", "loss_source_context"} <= set(metrics)
+
+
+@pytest.mark.parametrize("slot", [None, 1])
+def test_a_run_among_several_keeps_its_progress_line(slot, tmp_path: Path, monkeypatch) -> None:
+    """`make demo` trains two runs at once: each bar on its own terminal line (`position`),
+    shown on a terminal only (`disable=None`), with the run's name, total and ETA from tqdm."""
+    bars = []
+
+    class Recorder:
+        def __init__(self, **kwargs) -> None:
+            bars.append(kwargs)
+            self.n = kwargs.get("initial", 0)
+
+        def update(self, n: int = 1) -> None:
+            self.n += n
+
+        def set_postfix(self, *args, **kwargs) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(train_module, "tqdm", Recorder)
+    cfg = with_iters(get_preset("smoke_daformer_lr"), 2)
+    train(cfg, tmp_path, progress=True, progress_slot=slot)
+    (bar,) = bars
+    assert bar["total"] == 2 and bar["desc"] == f"{cfg.name} seed {cfg.seed}"
+    if slot is None:
+        assert "position" not in bar and "disable" not in bar
+    else:
+        assert bar["position"] == 1 and bar["disable"] is None
+
+
+def test_a_schedule_of_no_iterations_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="iters must be a positive number of iterations, not 0"):
+        train(get_preset("smoke_hrda"), tmp_path / "run", iters=0)
+    assert not (tmp_path / "run").exists()  # refused before anything is written
