@@ -32,6 +32,12 @@ def output_root() -> Path:
     return scratch_root()
 
 
+def read_roots() -> list[Path]:
+    """Where a notebook looks for earlier results, in order: the folder it writes
+    (`output_root`), then the committed results (`results_root`), once if they are the same."""
+    return list(dict.fromkeys((output_root(), results_root())))
+
+
 def scratch_root() -> Path:
     """`scratch/` in the repository (gitignored), or `$HRDA_SCRATCH`."""
     return Path(os.environ.get("HRDA_SCRATCH", REPO_ROOT / "scratch"))

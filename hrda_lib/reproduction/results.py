@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from hrda_lib.files import atomic_write_bytes, write_text
-from hrda_lib.paths import REPO_ROOT, output_root, portable, results_root
+from hrda_lib.paths import REPO_ROOT, output_root, portable, read_roots, results_root
 from hrda_lib.viz import save_figure
 
 
@@ -130,7 +130,7 @@ def upstream_table(stem: str, name: str = "metrics.csv", required: bool = False)
     """A table an earlier notebook wrote (`results/<stem>/<name>`, or the scratch folder's first
     when a notebook runs by hand); None if it has not run, or FileNotFoundError naming the
     notebook to run if `required`."""
-    for root in dict.fromkeys((output_root(), results_root())):
+    for root in read_roots():
         if (root / stem / name).is_file():
             return pd.read_csv(root / stem / name)
     path = results_root() / stem / name

@@ -27,7 +27,7 @@ from hrda_lib.config import ExperimentConfig, with_iters
 from hrda_lib.data_setup import prepare_synthetic
 from hrda_lib.evaluate import evaluate, target_val_dataset
 from hrda_lib.model import build_segmentor, segmentation_loss
-from hrda_lib.paths import REPO_ROOT, output_root, results_root
+from hrda_lib.paths import REPO_ROOT, read_roots, results_root
 from hrda_lib.reproduction.catalogue import get_profile, notebook_rows, row_config
 from hrda_lib.reproduction.results import device
 from hrda_lib.train import train
@@ -342,8 +342,7 @@ def model_for_views(profile: str, seed: int = 0) -> tuple[torch.nn.Module, str]:
     UNTRAINED model (its predictions are arbitrary; run 03 or 06 for a trained one)."""
     cfg = row_config(get_profile(profile), "hrda", seed)
     stems = ("06_full_training", "03_scale_attention")
-    roots = dict.fromkeys((output_root(), results_root()))
-    found = finished_run_dir(cfg, [root / stem / "runs" for root in roots for stem in stems])
+    found = finished_run_dir(cfg, [root / stem / "runs" for root in read_roots() for stem in stems])
     if found is not None:
         shown = found.relative_to(REPO_ROOT) if found.is_relative_to(REPO_ROOT) else found.name
         return load_model(run_checkpoint(found)), f"trained: {cfg.name} seed {seed} ({shown})"
