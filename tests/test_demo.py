@@ -56,3 +56,12 @@ def test_the_demo_never_writes_over_the_committed_results(capsys) -> None:
         cli.run(demo.main, ["--out", str(demo.COMMITTED)])
     assert exited.value.code == 2
     assert "never writes over the committed results" in capsys.readouterr().err
+
+
+def test_the_summary_names_the_committed_rows_the_demo_did_not_train(tmp_path: Path) -> None:
+    committed = _results(tmp_path / "committed", {"hrda": [50.0, 52.0], "fixedatt": [48.0, 49.0]})
+    run = _results(tmp_path / "demo", {"hrda": [53.0]})
+    sentence = demo._left_out(run, committed)
+    assert "Not trained here" in sentence
+    assert sentence.split("): ")[1].strip() == demo.ROW_NAMES["fixedatt"] + "."  # HRDA was
+    assert demo._left_out(committed, committed) == ""

@@ -3,7 +3,7 @@ its own (never over the committed results), its runs trained ahead two at a time
 each, and ends with each headline number beside the committed one and whether it reproduced
 within the seed spread.
 
-    python -m hrda_lib.reproduction.demo                     # into demo/ (about 30 min on 2 cores)
+    python -m hrda_lib.reproduction.demo                     # into demo/ (under 30 min on 2 cores)
     python -m hrda_lib.reproduction.demo --out scratch/demo  # elsewhere
 
 The committed reference is the `synthetic` profile's 3 seeds in `results/` (the quick profile's
@@ -93,6 +93,20 @@ def headline_table(demo: Path, committed: Path = COMMITTED) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
+def _left_out(demo: Path, committed: Path = COMMITTED) -> str:
+    """A sentence naming the committed rows this demo did not train ('' if none)."""
+    ours = set(_per_seed(demo)["row"])
+    theirs = _per_seed(committed, REFERENCE)["row"].drop_duplicates()
+    missing = [ROW_NAMES.get(row, row) for row in theirs if row not in ours]
+    if not missing:
+        return ""
+    return (
+        f"\n\nNot trained here (the `{REFERENCE}` profile's, committed in `results/`): "
+        + "; ".join(missing)
+        + ".\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "demo", help="results folder")
@@ -114,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         f"# Demo: profile {args.profile}, {minutes:.1f} min\n\n"
         f"Each headline number of this run (seed 0) beside the committed `synthetic` profile's "
         "seeds in the repository's `results/` (mean ± std); it reproduces when it lies within "
-        "2 std.\n\n" + markdown_table(table)
+        "2 std.\n\n" + markdown_table(table) + _left_out(out)
     )
     write_text(out / "summary.md", text)
     print(text)
