@@ -23,9 +23,9 @@ from torch.utils.data import DataLoader
 
 from hrda_lib import datasets, synthetic
 from hrda_lib.conversion import convert_cityscapes, convert_gta
+from hrda_lib.experiments import gta_to_cityscapes_hrda, synthetic_data
 from hrda_lib.files import atomic_write_bytes
 from hrda_lib.paths import results_root
-from hrda_lib.presets import gta_to_cityscapes_hrda, synthetic_data
 
 
 def images_per_second(dataset, num_workers: int, batches: int, images_per_sample: int) -> float:

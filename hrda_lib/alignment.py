@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hrda_lib.errors import UnknownNameError
+
 SOURCE_DOMAIN, TARGET_DOMAIN = 0.0, 1.0  # discriminator targets (AdvSeg's convention)
 
 
@@ -100,7 +102,7 @@ def gan_loss(domain_logits: torch.Tensor, domain: float, gan: str = "ls") -> tor
         return F.mse_loss(domain_logits.float(), target.float())
     if gan == "vanilla":
         return F.binary_cross_entropy_with_logits(domain_logits.float(), target.float())
-    raise ValueError(f"unknown GAN loss {gan!r}; expected 'ls' or 'vanilla'")
+    raise UnknownNameError(f"unknown GAN loss {gan!r}; expected 'ls' or 'vanilla'")
 
 
 def build_discriminator(num_classes: int, cfg: AdversarialConfig) -> FCDiscriminator:

@@ -3,7 +3,9 @@
 
 Our training checkpoint (`save_training_checkpoint`) holds the experiment's config, the whole
 `step.TrainState` (student, teacher, optimizer, generators, ...) and the global RNG states, so a
-run resumes exactly.
+run resumes exactly. Every file is read with `torch.load(weights_only=True)`: tensors and plain
+values only, so a file from elsewhere cannot run code; ours hold nothing else (the config as
+plain values since format v3; v2's config dataclasses are allowed by name).
 
 The official UDA checkpoints (mmseg 0.16 format, reference spec 1.3) hold the student under
 `model.`, the EMA teacher under `ema_model.` and the ImageNet copy under `imnet_model.`; a
@@ -19,20 +21,58 @@ fallback config the caller names (a preset), else from the paper's defaults
 from __future__ import annotations
 
 import errno
+import pickle
 import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from hrda_lib.config import ExperimentConfig, ModelConfig
+from hrda_lib.alignment import AdversarialConfig
+from hrda_lib.config import (
+    DataConfig,
+    ExperimentConfig,
+    MICConfig,
+    ModelConfig,
+    UDAConfig,
+    config_from_dict,
+    config_to_plain,
+)
 from hrda_lib.encoders import convert_mit_keys, convert_resnet_v1c_keys
+from hrda_lib.errors import UsageError
 from hrda_lib.files import DiskFullError
 from hrda_lib.model import HRDASegmentor, Segmentor, build_segmentor
 from hrda_lib.model_file import is_model_file, model_file_config, model_file_weights
 from hrda_lib.official_config import CheckpointError, InferredConfig, infer_official_config
+from hrda_lib.optim import OptimizerConfig
+from hrda_lib.rcs import RCSConfig
+from hrda_lib.shade import SHADEConfig
+from hrda_lib.transforms import PipelineConfig
 
-TRAINING_FORMAT = "hrda_lib-train-v2"  # v1 kept each TrainState field under its own key
+# v1 kept each TrainState field under its own key; v2 pickled the config dataclasses and numpy's
+# RNG state (read with those classes allowed, `_V2_CLASSES`); v3 holds plain values only.
+TRAINING_FORMAT = "hrda_lib-train-v3"
+RESUMABLE_FORMATS = ("hrda_lib-train-v2", TRAINING_FORMAT)
+_numpy_core = getattr(np, "_core", None) or np.core
+# What a v2 checkpoint pickled besides tensors: our config dataclasses (plain data, nothing runs
+# when they are rebuilt) and numpy's global RNG state (a uint32 array).
+_V2_CLASSES = (
+    ExperimentConfig,
+    ModelConfig,
+    DataConfig,
+    UDAConfig,
+    MICConfig,
+    PipelineConfig,
+    RCSConfig,
+    OptimizerConfig,
+    AdversarialConfig,
+    SHADEConfig,
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.uint32)),
+    _numpy_core.multiarray._reconstruct,
+)
 
 StateDict = dict[str, torch.Tensor]
 _WHICH = {
@@ -66,7 +106,7 @@ def read_checkpoint(path_or_state_dict: str | Path | dict) -> tuple[StateDict, s
 def select_segmentor(state: StateDict, which: str = "model") -> StateDict:
     """Pick the student/teacher/ImageNet segmentor out of a UDA checkpoint, or pass a bare one."""
     if which not in _WHICH:
-        raise ValueError(f"which must be one of {sorted(_WHICH)}, not {which!r}")
+        raise UsageError(f"which must be one of {sorted(_WHICH)}, not {which!r}")
     prefix = _WHICH[which]
     if any(k.startswith(("model.", "ema_model.", "imnet_model.")) for k in state):
         selected = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
@@ -152,7 +192,12 @@ def _load_official(
 def save_training_checkpoint(path: Path, cfg: ExperimentConfig, state: dict, rng: dict) -> None:
     """Write config, `TrainState.state_dict()` and the global RNG states to a temporary name
     and rename it over `path`, so a crash mid-write never leaves a broken `path`."""
-    payload = {"format": TRAINING_FORMAT, "config": cfg, "state": state, "rng": rng}
+    payload = {
+        "format": TRAINING_FORMAT,
+        "config": config_to_plain(cfg),
+        "state": state,
+        "rng": rng,
+    }
     tmp = Path(path).with_suffix(Path(path).suffix + ".tmp")
     try:
         torch.save(payload, tmp)
@@ -171,12 +216,30 @@ def _load_file(path: str | Path) -> object:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # truncated, not a torch file, ...
-        raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:120]}); the file may be truncated or of another kind"
-        ) from None
+        with torch.serialization.safe_globals(list(_V2_CLASSES)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if any(sign in str(error) for sign in PICKLED_OBJECTS):
+            raise CheckpointError(
+                f"{path} holds pickled Python objects besides tensors, which loading would run "
+                "as code (torch.load(weights_only=True) refused it); if you trust the file, load "
+                "it yourself with weights_only=False and save its state dict with torch.save"
+            ) from None
+        raise _unreadable(path, error) from None
+    except Exception as error:  # truncated, empty, not a torch file, ...
+        raise _unreadable(path, error) from None
+
+
+# How torch's weights-only unpickler says that a file holds a class or function it refuses.
+PICKLED_OBJECTS = ("Unsupported global", "allowlist", "Can only build")
+
+
+def _unreadable(path: Path, error: Exception) -> CheckpointError:
+    first = (str(error).strip().splitlines() or [""])[0][:120]
+    return CheckpointError(
+        f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {first}); the file "
+        "may be truncated or of another kind"
+    )
 
 
 def is_training_checkpoint(payload: object) -> bool:
@@ -191,19 +254,31 @@ def read_training_checkpoint(path: str | Path) -> dict:
     payload = _load_file(path)
     if not is_training_checkpoint(payload):
         raise CheckpointError(f"{path} is not a training checkpoint of hrda_lib.train")
-    if payload["format"] != TRAINING_FORMAT:
+    if payload["format"] not in RESUMABLE_FORMATS:
         raise CheckpointError(
             f"{path} is a training checkpoint of an older hrda_lib ({payload['format']}): it "
             "can be loaded as a model (load_model) but not resumed"
         )
-    return payload
+    return payload | {"config": _experiment_config(payload)}
+
+
+def _experiment_config(payload: dict) -> ExperimentConfig:
+    """The config of our training checkpoint or model file."""
+    if is_model_file(payload):
+        return model_file_config(payload)
+    config = payload["config"]
+    return (
+        config
+        if isinstance(config, ExperimentConfig)
+        else config_from_dict(ExperimentConfig, config)
+    )
 
 
 def _segmentor_weights(payload: dict, which: str) -> dict:
     """The student or teacher weights of our training checkpoint (format v1 or v2)."""
     key = {"model": "model", "student": "model", "teacher": "teacher", "ema_model": "teacher"}
     if which not in key:
-        raise ValueError(f"which must be model or teacher for a training checkpoint, not {which}")
+        raise UsageError(f"which must be model or teacher for a training checkpoint, not {which}")
     weights = payload.get("state", payload)[key[which]]
     if weights is None:
         raise CheckpointError(f"this run has no {which} (no self-training)")
@@ -247,7 +322,7 @@ def load_model_and_assumptions(
     payload = _load_file(path)
     if is_training_checkpoint(payload) or is_model_file(payload):
         ours = is_training_checkpoint(payload)
-        cfg = (payload["config"] if ours else model_file_config(payload)).model
+        cfg = _experiment_config(payload).model
         model = build_segmentor(replace(cfg, **overrides))
         if not ours and which not in ("model", "student"):
             raise CheckpointError(f"{path} is a model file: it holds the student only")
@@ -272,6 +347,5 @@ def checkpoint_config(path: str | Path) -> ExperimentConfig | None:
     """The experiment config stored in our training checkpoint or model file; None for an
     official file."""
     payload = _load_file(path)
-    if is_model_file(payload):
-        return model_file_config(payload)
-    return payload["config"] if is_training_checkpoint(payload) else None
+    ours = is_model_file(payload) or is_training_checkpoint(payload)
+    return _experiment_config(payload) if ours else None

@@ -17,37 +17,36 @@ import sys
 from collections.abc import Callable, Sequence
 
 from hrda_lib.checkpoints import CheckpointError
+from hrda_lib.errors import UnknownNameError, UsageError
 from hrda_lib.files import DiskFullError
 from hrda_lib.layout import DatasetLayoutError
 
+__all__ = ["USER_ERRORS", "UnknownNameError", "UsageError", "message", "run"]
 
-class UsageError(ValueError):
-    """Bad input on the command line or in a file; the message says what and what to do."""
-
-
-# What a user can cause and fix: reported as a message, never as a traceback.
+# What a user can cause and fix: reported as a message, never as a traceback. A plain
+# ValueError or KeyError from inside the library is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    UsageError,
+    UsageError,  # UnknownNameError among them
     CheckpointError,
     DatasetLayoutError,
     DiskFullError,
     FileExistsError,
     PermissionError,
-    KeyError,
-    ValueError,
 )
 
 
 def message(error: BaseException) -> str:
-    """The text to show for `error`: its message (KeyError's without the quotes)."""
-    if isinstance(error, KeyError) and error.args:
-        return str(error.args[0])
+    """The text to show for `error`: its message, or for a file that could not be read or
+    written, the file and why (without guessing which of the two it was)."""
     if isinstance(error, PermissionError):
-        return f"cannot write to {error.filename}: permission denied (choose a writable folder)"
+        return (
+            f"cannot use {error.filename}: permission denied (check that you may read it, or "
+            "write to its folder, or choose another path)"
+        )
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return f"disk full while writing {error.filename or 'a file'}: free space on its drive"
     if isinstance(error, OSError) and error.filename is not None:
-        return f"cannot write {error.filename}: {error.strerror} (choose another folder)"
+        return f"cannot use {error.filename}: {error.strerror}"
     return str(error)
 
 
@@ -58,6 +57,11 @@ def run(main: Callable[[list[str] | None], object], argv: Sequence[str] | None =
     args = [a for a in args if a not in ("-v", "--verbose")]
     try:
         main(args)
+    except KeyboardInterrupt as error:  # Ctrl-C; training says where its checkpoint is
+        if verbose:
+            raise
+        print(f"interrupted{': ' + str(error) if str(error) else ''}", file=sys.stderr)
+        sys.exit(130)
     except USER_ERRORS as error:
         if verbose:
             raise

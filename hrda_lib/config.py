@@ -13,12 +13,14 @@ in `rcs`, `OptimizerConfig` in `optim`, `AdversarialConfig` in `alignment`, `SHA
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from hrda_lib.alignment import AdversarialConfig
 from hrda_lib.classes import THING_CLASSES
+from hrda_lib.errors import UsageError
 from hrda_lib.optim import OptimizerConfig
 from hrda_lib.rcs import RCSConfig
 from hrda_lib.shade import SHADEConfig
@@ -47,13 +49,13 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.attention not in ("classwise", "single", "fixed"):
-            raise ValueError(
+            raise UsageError(
                 f"attention must be classwise, single or fixed, not {self.attention!r}"
             )
         if not 0 < self.context_scale <= 1:
-            raise ValueError(f"context_scale must be in (0, 1], not {self.context_scale}")
+            raise UsageError(f"context_scale must be in (0, 1], not {self.context_scale}")
         if self.detail_loss_weight + self.context_loss_weight > 1:
-            raise ValueError("detail_loss_weight + context_loss_weight must not exceed 1")
+            raise UsageError("detail_loss_weight + context_loss_weight must not exceed 1")
 
     @property
     def fused_loss_weight(self) -> float:
@@ -120,12 +122,12 @@ class UDAConfig:
 
     def __post_init__(self) -> None:
         if self.mic is not None and self.method != "dacs":
-            raise ValueError(
+            raise UsageError(
                 "MIC is implemented on the self-training of method 'dacs' only (the MIC paper's "
                 f"own teacher for {self.method} is not); set mic=None"
             )
         if self.shade is not None and self.method != "source_only":
-            raise ValueError(
+            raise UsageError(
                 "SHADE is domain generalization: it needs method 'source_only' (no target)"
             )
 
@@ -169,7 +171,7 @@ def with_iters(cfg: ExperimentConfig, iters: int) -> ExperimentConfig:
     their share of the schedule, and the EMA teacher its time constant 1 / (1 - alpha) as a share
     of the schedule (the paper's 0.999 over 40k iterations is 0.99 over 4k)."""
     if iters < 1:
-        raise ValueError(f"iters must be at least 1, not {iters}")
+        raise UsageError(f"iters must be at least 1, not {iters}")
     if iters == cfg.iters:
         return cfg
     ratio = iters / cfg.iters
@@ -205,7 +207,7 @@ def apply_overrides(cfg: ExperimentConfig, assignments: list[str]) -> Experiment
     """
     for assignment in assignments:
         if "=" not in assignment:
-            raise ValueError(f"--set expects field=value, got {assignment!r}")
+            raise UsageError(f"--set expects field=value, got {assignment!r}")
         path, raw = assignment.split("=", 1)
         try:
             value = ast.literal_eval(raw)
@@ -214,8 +216,14 @@ def apply_overrides(cfg: ExperimentConfig, assignments: list[str]) -> Experiment
         try:
             cfg = _replace_path(cfg, path.split("."), value)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"--set {assignment}: {error}") from None
+            raise UsageError(f"--set {assignment}: {error}") from None
     return cfg
+
+
+def config_to_plain(cfg) -> dict:
+    """A config dataclass as JSON values (tuples as lists, paths as strings): what `config.json`,
+    model files and training checkpoints store, and `config_from_dict` reads back."""
+    return json.loads(json.dumps(asdict(cfg), default=str))
 
 
 def config_from_dict(cls: type, data: dict):
@@ -244,11 +252,11 @@ def _from_plain(annotation, value):
 def _replace_path(obj, path: list[str], value):
     names = {f.name for f in fields(obj)}
     if path[0] not in names:
-        raise ValueError(f"{type(obj).__name__} has no field {path[0]!r}; fields: {sorted(names)}")
+        raise UsageError(f"{type(obj).__name__} has no field {path[0]!r}; fields: {sorted(names)}")
     if len(path) > 1:
         inner = getattr(obj, path[0])
         if inner is None or not is_dataclass(inner):
-            raise ValueError(f"{path[0]} is {inner!r}, not a config with field {path[1]!r}")
+            raise UsageError(f"{path[0]} is {inner!r}, not a config with field {path[1]!r}")
         return replace(obj, **{path[0]: _replace_path(inner, path[1:], value)})
     annotation = get_type_hints(type(obj))[path[0]]
     if not _has_type(value, annotation):

@@ -29,6 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from hrda_lib.classes import IGNORE_INDEX, NUM_CLASSES
+from hrda_lib.errors import UsageError
 from hrda_lib.files import atomic_write_bytes, write_json
 from hrda_lib.layout import check_folder, layout_error, list_files, mapillary_label_dir
 
@@ -177,7 +178,7 @@ def train_id_path(raw_label: Path, raw_suffix: str = ".png") -> Path:
     """`labels/00001.png` -> `labels/00001_labelTrainIds.png` (suffix `raw_suffix` replaced)."""
     name = raw_label.name
     if not name.endswith(raw_suffix):
-        raise ValueError(f"{raw_label} does not end with {raw_suffix}")
+        raise UsageError(f"{raw_label} does not end with {raw_suffix}")
     return raw_label.with_name(name[: -len(raw_suffix)] + TRAIN_ID_SUFFIX)
 
 
@@ -210,7 +211,7 @@ def read_index_png(path: Path) -> np.ndarray:
     """A palette or greyscale PNG as its (H, W) index array (GTA, Mapillary, Cityscapes ids)."""
     with Image.open(path) as image:
         if image.mode not in ("P", "L", "I;16", "I"):
-            raise ValueError(
+            raise UsageError(
                 f"{path}: expected an index/greyscale label PNG, got mode {image.mode}"
             )
         return np.asarray(image)

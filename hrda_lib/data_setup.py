@@ -16,6 +16,7 @@ from hrda_lib import datasets
 from hrda_lib.classes import NUM_CLASSES
 from hrda_lib.config import DataConfig, ExperimentConfig
 from hrda_lib.distributed import ONE_PROCESS, Shard, ShardSampler
+from hrda_lib.errors import UsageError
 from hrda_lib.files import write_json
 from hrda_lib.layout import check_contents
 from hrda_lib.paths import data_root
@@ -71,7 +72,7 @@ def _source(cfg: DataConfig, train: bool = True, check_sizes: bool = True):
     name = _table_name(cfg.source, "source")
     spec = datasets.dataset_spec(name)
     if not spec.labelled_train:
-        raise ValueError(f"dataset {cfg.source!r} has no training labels: it cannot be a source")
+        raise UsageError(f"dataset {cfg.source!r} has no training labels: it cannot be a source")
     return datasets.read_dataset(
         name,
         data_paths(cfg)["source"],
@@ -88,7 +89,7 @@ def _target(cfg: DataConfig, train: bool) -> datasets.SegmentationDataset:
     root = data_paths(cfg)["target"]
     if train:
         if spec.train_split is None:
-            raise ValueError(
+            raise UsageError(
                 f"dataset {cfg.target!r} is for evaluation only: it cannot be a target"
             )
         return datasets.read_dataset(

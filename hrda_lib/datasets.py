@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from hrda_lib.errors import UnknownNameError, UsageError
 from hrda_lib.layout import (
     PairLayout,
     acdc_layout,
@@ -70,7 +71,7 @@ def read_label(path: Path | str) -> np.ndarray:
     if label is None:
         raise OSError(f"cannot read label {path}")
     if label.ndim != 2:
-        raise ValueError(f"{path}: expected a single-channel train-id PNG, got {label.shape}")
+        raise UsageError(f"{path}: expected a single-channel train-id PNG, got {label.shape}")
     return label
 
 
@@ -101,7 +102,7 @@ class SegmentationDataset(Dataset):
         root: Path | None = None,
     ) -> None:
         if not pairs:
-            raise ValueError("a dataset needs at least one image")
+            raise UsageError("a dataset needs at least one image")
         self.img_paths = [Path(img) for img, _ in pairs]
         labels = [label for _, label in pairs] if load_labels else [None] * len(pairs)
         self.label_paths = [Path(p) if p is not None else None for p in labels]
@@ -341,7 +342,7 @@ DATASETS: dict[str, DatasetSpec] = {
 def dataset_spec(name: str) -> DatasetSpec:
     """The table entry of dataset `name` (one line naming the valid ones if unknown)."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+        raise UnknownNameError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     return DATASETS[name]
 
 

@@ -40,6 +40,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
 
+from hrda_lib.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -138,7 +140,7 @@ class ShardSampler(Sampler[int]):
 
     def __init__(self, sampler: Iterable[int], batch_size: int, shard: Shard) -> None:
         if batch_size % shard.world:
-            raise ValueError(f"batch size {batch_size} is not a multiple of {shard.world}")
+            raise UsageError(f"batch size {batch_size} is not a multiple of {shard.world}")
         self.sampler, self.batch_size, self.shard = sampler, batch_size, shard
 
     def __iter__(self) -> Iterator[int]:

@@ -20,6 +20,8 @@ import timm
 import torch
 from torch import nn
 
+from hrda_lib.errors import UnknownNameError
+
 MIT_VARIANTS: tuple[str, ...] = ("mit_b0", "mit_b1", "mit_b2", "mit_b3", "mit_b4", "mit_b5")
 
 # Blocks per stage of each MiT variant (the fingerprint used to infer the variant from keys).
@@ -44,7 +46,9 @@ class MiTEncoder(nn.Module):
     def __init__(self, variant: str = "mit_b5", drop_path_rate: float = 0.1) -> None:
         super().__init__()
         if variant not in MIT_VARIANTS:
-            raise ValueError(f"unknown MiT variant {variant!r}; expected one of {MIT_VARIANTS}")
+            raise UnknownNameError(
+                f"unknown MiT variant {variant!r}; expected one of {MIT_VARIANTS}"
+            )
         self.variant = variant
         self.mit = timm.create_model(
             f"pvt_v2_{variant[-2:]}",
@@ -142,7 +146,7 @@ def build_encoder(name: str, drop_path_rate: float = 0.1) -> nn.Module:
         return MiTEncoder(name, drop_path_rate)
     if name in RESNET_VARIANTS:
         return ResNetV1cEncoder(RESNET_VARIANTS[name])
-    raise ValueError(
+    raise UnknownNameError(
         f"unknown encoder {name!r}; expected one of {(*MIT_VARIANTS, *RESNET_VARIANTS)}"
     )
 

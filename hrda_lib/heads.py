@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrda_lib import depthwise
+from hrda_lib.errors import UnknownNameError
 
 
 class ConvBNReLU(nn.Module):
@@ -133,7 +134,7 @@ class DAFormerHead(nn.Module):
         elif fusion == "conv1x1":
             self.fuse_layer = ConvBNReLU(fused_channels, embed_dim, 1)
         else:
-            raise ValueError(f"unknown fusion {fusion!r}; expected 'sep_aspp' or 'conv1x1'")
+            raise UnknownNameError(f"unknown fusion {fusion!r}; expected 'sep_aspp' or 'conv1x1'")
         self.dropout = nn.Dropout2d(dropout)
         self.conv_seg = nn.Conv2d(embed_dim, num_classes, 1)
         nn.init.normal_(self.conv_seg.weight, std=0.01)
@@ -204,4 +205,4 @@ def build_head(
         return DAFormerHead(in_channels, num_classes, embed_dim=channels, fusion=fusion)
     if kind == "dlv2":
         return DLV2Head(in_channels, num_classes)
-    raise ValueError(f"unknown head {kind!r}; expected 'daformer_sepaspp' or 'dlv2'")
+    raise UnknownNameError(f"unknown head {kind!r}; expected 'daformer_sepaspp' or 'dlv2'")

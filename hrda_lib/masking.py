@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from hrda_lib import augment
+from hrda_lib.errors import UnknownNameError
 
 MicMode = Literal[
     "separate", "separateaug", "separatesrc", "separatesrcaug", "separatetrg", "separatetrgaug"
@@ -105,7 +106,7 @@ def mic_inputs(
         return source_img, source_gt.long(), None
     if mode in ("separatetrg", "separatetrgaug"):
         return target_img, pseudo_label.long(), pseudo_weight
-    raise ValueError(f"unknown MIC mode {mode!r}; expected one of {MIC_MODES}")
+    raise UnknownNameError(f"unknown MIC mode {mode!r}; expected one of {MIC_MODES}")
 
 
 def masked_batch(

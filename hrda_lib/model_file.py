@@ -13,13 +13,11 @@ measured where such files are made: `hrda_lib.reproduction.trained`).
 from __future__ import annotations
 
 import io
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from hrda_lib.config import ExperimentConfig, config_from_dict
+from hrda_lib.config import ExperimentConfig, config_from_dict, config_to_plain
 from hrda_lib.files import atomic_write_bytes
 
 MODEL_FORMAT = "hrda_lib-model-v1"
@@ -36,7 +34,7 @@ def save_model_file(
     }
     payload = {
         "format": MODEL_FORMAT,
-        "config": json.loads(json.dumps(asdict(cfg), default=str)),
+        "config": config_to_plain(cfg),
         "weights": weights,
         "notes": {k: str(v) for k, v in notes.items()},
     }

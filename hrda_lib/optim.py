@@ -26,6 +26,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from hrda_lib.errors import UnknownNameError
+
 
 @dataclass(frozen=True)
 class OptimizerConfig:
@@ -118,7 +120,7 @@ def build_optimizer(
         return torch.optim.SGD(
             groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+    raise UnknownNameError(f"unknown optimizer {cfg.optimizer!r}")
 
 
 def set_lr(optimizer: torch.optim.Optimizer, iteration: int, cfg: OptimizerConfig) -> None:

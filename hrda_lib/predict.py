@@ -33,10 +33,11 @@ from tqdm.auto import tqdm
 from hrda_lib.checkpoints import checkpoint_config, load_model
 from hrda_lib.cli import UsageError, positive_int, run, window
 from hrda_lib.conversion import png_bytes
+from hrda_lib.experiments import PAPER
 from hrda_lib.files import atomic_write_bytes
 from hrda_lib.inference import attention_of_predicted_class, slide_branches, slide_inference
 from hrda_lib.model import HRDASegmentor
-from hrda_lib.presets import PAPER, row_config
+from hrda_lib.presets import row_config
 from hrda_lib.transforms import normalize, rescale_size, resize_image
 from hrda_lib.viz import colorize
 
@@ -144,13 +145,25 @@ def save_outputs(image: np.ndarray, pred: np.ndarray, attention, out: Path, name
         atomic_write_bytes(out / f"{name}_attention.png", png_bytes((heat * 255).astype(np.uint8)))
 
 
-def find_images(source: Path) -> list[Path]:
-    """One image, or every image under a folder (recursive, sorted)."""
+OUTPUT_SUFFIXES = ("_pred.png", "_overlay.png", "_attention.png")  # what `save_outputs` writes
+
+
+def find_images(source: Path, out: Path | None = None) -> list[Path]:
+    """One image, or every image under a folder (recursive, sorted), leaving out what this
+    command writes when `out` lies in that folder (its own outputs are never read back as
+    inputs, however often it runs there)."""
     if source.is_file():
         return [source]
     if not source.is_dir():
         raise UsageError(f"{source}: no such file or folder (give an image or a folder of them)")
     paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if out is not None and out.resolve().is_relative_to(source.resolve()):
+        ours = out.resolve()
+        paths = [
+            p
+            for p in paths
+            if not (p.resolve().is_relative_to(ours) and p.name.endswith(OUTPUT_SUFFIXES))
+        ]
     if not paths:
         raise UsageError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) found under it")
     return paths
@@ -176,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     for flag, given in (("--window", args.window), ("--stride", args.stride)):
         if given and len(given) > 2:
             raise UsageError(f"{flag} takes one size (square) or two (H W), not {len(given)}")
-    paths = find_images(args.images)
+    paths = find_images(args.images, args.out)
     model = load_model(args.checkpoint)
     if torch.cuda.is_available():
         model.cuda()

@@ -1,15 +1,15 @@
-"""Presets: the experiments of the paper, as plain functions, on real data and on the synthetic
-benchmark.
+"""Presets: the rows of the paper's tables as one table, and a name for every experiment.
 
-Every row of the paper's tables is a base experiment, the final HRDA of a `Benchmark`, changed
-by small named functions of `hrda_lib.ablations` (`lr_data`, `sync_crop`, `fixed_attention`,
-...) with sizes relative to its context crop C (1024 px in the paper). `ROWS` maps each row key
-to such a function of the benchmark, so the same row runs on the paper's data (`PAPER`,
-GTA -> Cityscapes, MiT-b5 from ImageNet) and on the synthetic benchmark (`synthetic_benchmark`,
-every size / 4, MiT-b0 from the neutral-set stand-in of ImageNet, a 32-channel decoder, a
-CPU-length schedule; `smoke`, the same for a few iterations on the tiny variant). `PRESETS`
-names every experiment once (the names of `python -m hrda_lib.train --list`); nothing is parsed
-out of a name.
+Every row is a base experiment, the final HRDA of a `Benchmark` (`hrda_lib.experiments`),
+changed by small named functions of `hrda_lib.ablations` (`lr_data`, `fixed_attention`, ...)
+with sizes relative to its context crop C (1024 px in the paper), so the same row runs on the
+paper's data (`PAPER`) and on the synthetic benchmark. `ROWS` holds everything known about a
+row, in one place: its key, the name a person reads, how to build it, its preset name on the
+paper's data, the published number and the claims it enters; the names, labels, published
+numbers and claims that the notebooks use are derived from it. `PRESETS` names every experiment
+once (the names of `python -m hrda_lib.train --list`); nothing is parsed out of a name.
+
+A new row is one `Row` entry below (and, for a new kind of change, a function in `ablations`).
 """
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
-from hrda_lib import synthetic
 from hrda_lib.ablations import (
     blurred_detail,
     context_scale,
     dacs,
     daformer_hr,
     daformer_lr,
-    deeplabv2,
     detail_crop,
     detail_loss,
     domain_generalization,
@@ -40,193 +38,57 @@ from hrda_lib.ablations import (
     same_scale,
     single_attention,
     source_only,
-    square_crops,
     supervised_oracle,
 )
-from hrda_lib.config import (
-    DataConfig,
-    ExperimentConfig,
-    MICConfig,
-    ModelConfig,
-    UDAConfig,
-    with_iters,
+from hrda_lib.config import ExperimentConfig, with_iters
+from hrda_lib.errors import UnknownNameError
+from hrda_lib.experiments import (
+    PAPER,
+    Benchmark,
+    cityscapes_oracle,
+    cityscapes_to_acdc_hrda,
+    cityscapes_to_acdc_mic_hrda,
+    cityscapes_to_darkzurich_hrda,
+    gta_dg_daformer,
+    gta_dg_hrda,
+    gta_to_cityscapes_hrda,
+    gta_to_cityscapes_mic_hrda,
+    synthetic_benchmark,
+    synthia_to_cityscapes_hrda,
 )
-from hrda_lib.optim import OptimizerConfig
-from hrda_lib.rcs import RCSConfig
-from hrda_lib.transforms import PipelineConfig, scaled_margins
 
-SYNTHETIC_WEIGHTS = "pretrained/synthetic_mit_b0.pth"  # `python -m hrda_lib.pretrain`
+Build = Callable[[Benchmark], ExperimentConfig]
 
-# -- the paper's experiments (real data, GPU) ---------------------------------------------------
-
-
-def gta_to_cityscapes_hrda() -> ExperimentConfig:
-    """Table 1: final HRDA, GTA -> Cityscapes, MiT-b5, context 1024 (s_c 2), detail 512."""
-    return ExperimentConfig(
-        name="gta_to_cityscapes_hrda",
-        pretrained="pretrained/mit_b5.pth",
-        notes="HRDA Table 1 (73.8 mIoU, mean of 3 seeds)",
-    )
-
-
-def synthia_to_cityscapes_hrda() -> ExperimentConfig:
-    """Table 1: Synthia -> Cityscapes (Synthia up-scaled to 2560x1520)."""
-    source = PipelineConfig(scale=(2560, 1520), crop_size=(1024, 1024), cat_max_ratio=0.75)
-    data = DataConfig(source="synthia", source_pipeline=source)
-    return replace(
-        gta_to_cityscapes_hrda(),
-        name="synthia_to_cityscapes_hrda",
-        data=data,
-        notes="HRDA Table 1 (65.8 mIoU16)",
-    )
-
-
-def cityscapes_to_acdc_hrda(target: str = "acdc") -> ExperimentConfig:
-    """Cityscapes -> ACDC (or Dark Zurich): no pseudo-label margins, target at 1920x1080."""
-    source = PipelineConfig(scale=(2048, 1024), crop_size=(1024, 1024), cat_max_ratio=0.75)
-    data = DataConfig(
-        source="cityscapes",
-        target=target,
-        source_pipeline=source,
-        target_pipeline=PipelineConfig(scale=(1920, 1080), crop_size=(1024, 1024)),
-        test_pipeline=PipelineConfig(scale=(1920, 1080)),
-    )
-    return replace(
-        gta_to_cityscapes_hrda(),
-        name=f"cityscapes_to_{target}_hrda",
-        data=data,
-        notes="HRDA extension: 68.0 (ACDC) / 55.9 (Dark Zurich) mIoU on test",
-    )
-
-
-def cityscapes_to_darkzurich_hrda() -> ExperimentConfig:
-    return replace(cityscapes_to_acdc_hrda("dark_zurich"), name="cityscapes_to_darkzurich_hrda")
-
-
-def gta_to_cityscapes_mic_hrda() -> ExperimentConfig:
-    """MIC(HRDA), GTA -> Cityscapes: masked target images, block 64, ratio 0.7 (75.9 mIoU)."""
-    cfg = mic(gta_to_cityscapes_hrda(), block_size=64)
-    return replace(cfg, name="gta_to_cityscapes_mic_hrda", seed=2, notes="MIC Table 1 (75.9 mIoU)")
-
-
-def cityscapes_to_acdc_mic_hrda() -> ExperimentConfig:
-    base = cityscapes_to_acdc_hrda()
-    return replace(
-        base,
-        name="cityscapes_to_acdc_mic_hrda",
-        uda=replace(base.uda, mic=MICConfig(mode="separate")),
-    )
-
-
-def cityscapes_oracle(crop: int = 1024) -> ExperimentConfig:
-    """Figure 4 (right): supervised on Cityscapes at full resolution with crops of `crop`."""
-    base = gta_to_cityscapes_hrda()
-    cfg = supervised_oracle(replace(base, model=replace(base.model, multi_resolution=False)))
-    return replace(square_crops(cfg, crop), name=f"cityscapes_oracle_crop{crop}")
-
-
-def gta_dg_hrda() -> ExperimentConfig:
-    """Domain generalization (HRDA extension, dg branch exp 50): HRDA with a 384 detail crop
-    trained on GTA only (FD things, RCS, photometric augmentation, SHADE); evaluated on
-    Cityscapes / BDD100K / Mapillary val: 57.41 / 49.11 / 61.16 mIoU."""
-    cfg = domain_generalization(detail_crop(gta_to_cityscapes_hrda(), 384 / 1024))
-    return replace(cfg, name="gta_dg_hrda", notes="HRDA DG: 55.90 mean mIoU")
-
-
-def gta_dg_daformer() -> ExperimentConfig:
-    """Domain generalization with DAFormer: half-resolution GTA (1280x720), 512 crops; evaluated
-    on Cityscapes / BDD100K / Mapillary val: 52.65 / 47.89 / 54.66 mIoU."""
-    cfg = domain_generalization(lr_data(gta_to_cityscapes_hrda()))
-    return replace(cfg, name="gta_dg_daformer", notes="DAFormer DG: 51.73 mean mIoU")
-
-
-# -- benchmarks: where the rows run -------------------------------------------------------------
+PAPER_DATA = "GTA→Cityscapes val (19 classes)"
+CITYSCAPES_VAL = "Cityscapes val (19 classes)"
 
 
 @dataclass(frozen=True)
-class Benchmark:
-    """The final HRDA of one benchmark, from which every row derives, and what differs there."""
+class Published:
+    """A published mIoU (%) of a row: what the source calls it, what it was measured on (never
+    our data) and where it is stated (`docs/paper_numbers.md`)."""
 
-    prefix: str  # preset names are `<prefix>_<row>` unless `PAPER_NAMES` names the row
-    hrda: Callable[[], ExperimentConfig]  # the final HRDA
-    mic_block_size: int = 64  # MIC mask block, full-resolution px
-    table2_model: Callable[[ExperimentConfig], ExperimentConfig] = deeplabv2  # Table 2's network
-    sgd_lr_scale: float = 1.0  # AdvSeg / MinEnt learning rates x this
-
-
-PAPER = Benchmark("gta_to_cityscapes", gta_to_cityscapes_hrda)
+    method: str
+    miou: float
+    on: str
+    source: str
 
 
-def synthetic_data(variant: str = "quick") -> DataConfig:
-    """The synthetic benchmark's data for HRDA: native size (256x512 for `quick`), square H x H
-    crops (the context crop C of the CPU budget, 1024 / 4), HRDA's margins (30, 240, 30, 30) and
-    RCS `min_pixels` 3000 scaled by the pixel count relative to 1024 x 2048."""
-    size = synthetic.VARIANTS[variant]()
-    scale, crop = (size.width, size.height), (size.height, size.height)
-    margins = scaled_margins((30, 240, 30, 30), (1024, 2048), (size.height, size.width))
-    min_pixels = max(round(3000 * size.height * size.width / (1024 * 2048)), 1)
-    return DataConfig(
-        source="synthetic",
-        target="synthetic",
-        synthetic_variant=variant,
-        source_pipeline=PipelineConfig(scale=scale, crop_size=crop, cat_max_ratio=0.75),
-        target_pipeline=PipelineConfig(scale=scale, crop_size=crop, margins=margins),
-        test_pipeline=PipelineConfig(scale=scale),
-        rcs=RCSConfig(min_pixels=min_pixels),
-        num_workers=0,
-    )
+@dataclass(frozen=True)
+class Row:
+    """One row of the paper's tables."""
+
+    key: str
+    label: str  # what a person reads in tables and legends
+    build: Build  # the row on a benchmark
+    paper_name: str | None = None  # its preset name on the paper's data (gta_to_cityscapes_<key>)
+    paper_preset: Callable[[], ExperimentConfig] | None = None  # a paper preset of its own
+    published: Published | None = None
+    claims: tuple[tuple[str, str], ...] = ()  # (claim, baseline key): this row − the baseline
 
 
-SYNTHETIC_ITERS = 1500  # the synthetic rows' schedule (what a 30-minute demo on 2 cores allows)
-
-
-def synthetic_hrda(variant: str = "quick", iters: int = SYNTHETIC_ITERS) -> ExperimentConfig:
-    """HRDA on the synthetic benchmark: every size / 4, MiT-b0 from the stand-in of ImageNet
-    (`pretrained/synthetic_mit_b0.pth`) with FD on thing classes as in the paper, a 32-channel
-    decoder (256 in the paper; 32 makes a step 1.8x faster than 64 on a CPU), lr 3e-4; warm-up,
-    the teacher's EMA and the validations keep the paper's share of the schedule (warm-up 1500 of
-    40k iterations; alpha 0.999, a time constant of 1000 = 1/40 of it) but for six validations
-    per run (the curves)."""
-    data = synthetic_data(variant)
-    context = data.source_pipeline.crop_size[0]
-    paper = ExperimentConfig(iters=40000)
-    cfg = ExperimentConfig(
-        name="synthetic_hrda",
-        model=ModelConfig(
-            encoder="mit_b0", decoder_channels=32, detail_crop_size=(context // 2, context // 2)
-        ),
-        data=data,
-        uda=UDAConfig(),
-        optimizer=replace(OptimizerConfig(), lr=3e-4),
-        pretrained=SYNTHETIC_WEIGHTS,
-        test_window=(context, context),
-        test_stride=(context // 2, context // 2),
-        eval_interval=paper.iters // 6,
-        checkpoint_interval=paper.iters // 6,
-        notes="synthetic benchmark: sizes / 4, MiT-b0 from the neutral-set stand-in, 32-ch decoder",
-    )
-    return with_iters(cfg, iters)
-
-
-def synthetic_benchmark(variant: str = "quick") -> Benchmark:
-    """The rows on the synthetic benchmark: MiT-b0 and the DAFormer head stand in for DeepLabV2
-    in Table 2 (ResNet-101 is too slow here), with the SGD learning rates x5 like AdamW's."""
-    return Benchmark(
-        "synthetic",
-        partial(synthetic_hrda, variant),
-        mic_block_size=16,
-        table2_model=lambda cfg: cfg,
-        sgd_lr_scale=5.0,
-    )
-
-
-# -- the rows of the paper's tables -------------------------------------------------------------
-
-Row = Callable[[Benchmark], ExperimentConfig]
-
-
-def _table2(method: str, hrda: bool) -> Row:
-    def row(b: Benchmark) -> ExperimentConfig:
+def _table2(method: str, hrda: bool) -> Build:
+    def build(b: Benchmark) -> ExperimentConfig:
         cfg = b.table2_model(b.hrda() if hrda else lr_data(b.hrda()))
         cfg = replace(cfg, notes=f"HRDA Table 2: {method}, {'with HRDA' if hrda else 'LR data'}")
         if method == "dacs":
@@ -235,109 +97,257 @@ def _table2(method: str, hrda: bool) -> Row:
             return output_alignment(cfg, method, b.sgd_lr_scale)
         return cfg  # the DAFormer recipe
 
-    return row
+    return build
 
 
-ROWS: dict[str, Row] = {
+def _hrda(b: Benchmark) -> ExperimentConfig:
+    return b.hrda()
+
+
+def _oracle_hr(b: Benchmark) -> ExperimentConfig:
+    hrda = b.hrda()
+    return supervised_oracle(replace(hrda, model=replace(hrda.model, multi_resolution=False)))
+
+
+def _then(*changes: Callable[[ExperimentConfig], ExperimentConfig]) -> Build:
+    """The benchmark's HRDA changed by `changes`, the last one first (as written nested)."""
+
+    def build(b: Benchmark) -> ExperimentConfig:
+        cfg = b.hrda()
+        for change in reversed(changes):
+            cfg = change(cfg)
+        return cfg
+
+    return build
+
+
+def _ablation(key: str, label: str, *changes, claims: tuple = ()) -> Row:
+    """A row of HRDA's ablations (Tables 6, 7, S1, Figure S1), named on the paper's data
+    `gta_to_cityscapes_hrda_<key>`."""
+    return Row(key, label, _then(*changes), f"gta_to_cityscapes_hrda_{key}", claims=claims)
+
+
+TABLE2_LABELS = {
+    "deeplabv2": "DAFormer recipe",
+    "dacs": "DACS",
+    "advseg": "AdvSeg",
+    "minent": "MinEnt",
+}
+
+ROW_TABLE: tuple[Row, ...] = (
     # Table 1 and the main comparison
-    "hrda": lambda b: b.hrda(),
-    "source_only": lambda b: source_only(b.hrda()),
-    "daformer_lr": lambda b: lr_data(b.hrda()),  # LR1.0: the context at its LR scale
-    "daformer_hr": lambda b: daformer_hr(b.hrda(), 0.5),  # HR0.5: one detail crop's size
-    "mic_hrda": lambda b: mic(b.hrda(), b.mic_block_size),
+    Row(
+        "hrda",
+        "HRDA",
+        _hrda,
+        paper_name="gta_to_cityscapes_hrda",
+        published=Published("HRDA", 73.8, PAPER_DATA, "HRDA README, 3 seeds"),
+        claims=(
+            ("HRDA − DAFormer (LR data)", "daformer_lr"),
+            ("HRDA − DAFormer (HR crops)", "daformer_hr"),
+            ("learned − averaging attention", "fixedatt"),
+            ("HRDA − Source only", "source_only"),
+            ("HR − blurred detail crop (Table 6)", "blurhr"),
+            ("HR − same-scale detail crop (Table 6)", "samescale"),
+            ("λ_d 0.1 − λ_d 0 (Figure S1)", "ld0"),
+            ("detail HR0.5 − HR0.25 (Table 4)", "detail0.25"),
+            ("context LR1.0 − LR0.5 (Table 3)", "hrda_context0.5"),
+            ("context LR1.0 − LR0.75 (Table 3)", "hrda_context0.75"),
+            ("HRDA − DAFormer small HR crops HR0.25 (Figure 4)", "daformer_hr0.25"),
+        ),
+    ),
+    Row("source_only", "Source only", _then(source_only)),
+    Row(
+        "daformer_lr",
+        "DAFormer (LR data)",
+        _then(lr_data),  # LR1.0: the context at its LR scale
+        paper_name="gta_to_cityscapes_daformer",
+        published=Published("DAFormer", 68.3, PAPER_DATA, "HRDA README, 3 seeds"),
+        claims=(
+            ("DAFormer LR data − HR crops (context matters)", "daformer_hr"),
+            ("DAFormer LR data − small HR crops HR0.25 (Figure 4)", "daformer_hr0.25"),
+            ("DAFormer LR data 1.0 − 0.5 crops (Figure 4)", "daformer_lr0.5"),
+        ),
+    ),
+    Row(
+        "daformer_hr",
+        "DAFormer (HR crops)",
+        _then(partial(daformer_hr, crop=0.5)),  # HR0.5: one detail crop's size
+        paper_name="gta_to_cityscapes_daformer_hr_crop512",
+    ),
+    Row(
+        "mic_hrda",
+        "MIC (HRDA)",
+        lambda b: mic(b.hrda(), b.mic_block_size),
+        paper_preset=gta_to_cityscapes_mic_hrda,
+        published=Published("MIC (HRDA)", 75.9, PAPER_DATA, "MIC README, 3 seeds"),
+        claims=(("MIC(HRDA) − HRDA", "hrda"),),
+    ),
     # Figure 4: crop sizes of DAFormer on LR and HR data, and the supervised oracles
-    "daformer_lr0.25": lambda b: daformer_lr(b.hrda(), 0.25),
-    "daformer_lr0.5": lambda b: daformer_lr(b.hrda(), 0.5),
-    "daformer_lr0.75": lambda b: daformer_lr(b.hrda(), 0.75),
-    "daformer_hr0.25": lambda b: daformer_hr(b.hrda(), 0.25),
-    "daformer_hr0.75": lambda b: daformer_hr(b.hrda(), 0.75),
-    "oracle_lr": lambda b: supervised_oracle(lr_data(b.hrda())),
-    "oracle_hr": lambda b: supervised_oracle(
-        replace(b.hrda(), model=replace(b.hrda().model, multi_resolution=False))
+    *(
+        Row(f"daformer_lr{c}", "DAFormer (LR data)", _then(partial(daformer_lr, crop=float(c))))
+        for c in ("0.25", "0.5", "0.75")
+    ),
+    Row("daformer_hr0.25", "DAFormer (HR crops)", _then(partial(daformer_hr, crop=0.25))),
+    Row(
+        "daformer_hr0.75",
+        "DAFormer (HR crops)",
+        _then(partial(daformer_hr, crop=0.75)),
+        claims=(("DAFormer HR crops 0.75 − 0.5 (Figure 4)", "daformer_hr"),),
+    ),
+    Row(
+        "oracle_lr",
+        "Oracle: supervised on the target, LR data",
+        _then(supervised_oracle, lr_data),
+        published=Published(
+            "supervised oracle, LR (DAFormer)", 77.6, CITYSCAPES_VAL, "DAFormer paper"
+        ),
+    ),
+    Row(
+        "oracle_hr",
+        "Oracle: supervised on the target, HR data",
+        _oracle_hr,
+        published=Published("supervised oracle, HR", 81.2, CITYSCAPES_VAL, "lhoyer/HRDA issue 6"),
+        claims=(("oracle HR − oracle LR (resolution matters)", "oracle_lr"),),
     ),
     # What the ImageNet stand-in buys: supervised on the target, and source only, from scratch
-    "oracle_lr_scratch": lambda b: from_scratch(supervised_oracle(lr_data(b.hrda()))),
-    "source_only_scratch": lambda b: from_scratch(source_only(b.hrda())),
+    Row(
+        "oracle_lr_scratch",
+        "Oracle, LR data, from scratch (no stand-in)",
+        _then(from_scratch, supervised_oracle, lr_data),
+    ),
+    Row(
+        "source_only_scratch",
+        "Source only, from scratch (no stand-in)",
+        _then(from_scratch, source_only),
+    ),
     # ... and what formula-driven pretraining (FractalDB-style) buys instead of it
-    "oracle_lr_fractal": lambda b: fractal_pretraining(supervised_oracle(lr_data(b.hrda()))),
-    "source_only_fractal": lambda b: fractal_pretraining(source_only(b.hrda())),
+    Row(
+        "oracle_lr_fractal",
+        "Oracle, LR data, from fractal pretraining",
+        _then(fractal_pretraining, supervised_oracle, lr_data),
+    ),
+    Row(
+        "source_only_fractal",
+        "Source only, from fractal pretraining",
+        _then(fractal_pretraining, source_only),
+    ),
     # Tables 3-5: context and detail crop sizes
-    "hrda_context0.5": lambda b: hrda_context(b.hrda(), 0.5),
-    "hrda_context0.75": lambda b: hrda_context(b.hrda(), 0.75),
-    "detail0.25": lambda b: detail_crop(b.hrda(), 0.25),
-    "detail0.375": lambda b: detail_crop(b.hrda(), 0.375),
-    "hrda_context0.75_detail0.375": lambda b: hrda_context(detail_crop(b.hrda(), 0.375), 0.75),
+    Row("hrda_context0.5", "HRDA", _then(partial(hrda_context, context=0.5))),
+    Row("hrda_context0.75", "HRDA", _then(partial(hrda_context, context=0.75))),
+    Row("detail0.25", "HRDA", _then(partial(detail_crop, detail=0.25))),
+    Row("detail0.375", "HRDA", _then(partial(detail_crop, detail=0.375))),
+    Row(
+        "hrda_context0.75_detail0.375",
+        "HRDA",
+        _then(partial(hrda_context, context=0.75), partial(detail_crop, detail=0.375)),
+        claims=(("HRDA LR0.75 + HR0.375 − DAFormer HR0.75 (Table 5)", "daformer_hr0.75"),),
+    ),
     # Table 7: components (cumulative, as the official rows 3-5), and learned vs fixed attention
-    "fixedatt": lambda b: fixed_attention(b.hrda()),
-    "singleatt": lambda b: single_attention(b.hrda()),
-    "nooverlap": lambda b: no_detail_overlap(b.hrda()),
-    "ld0": lambda b: detail_loss(b.hrda(), 0.0),
-    "nooverlap_ld0": lambda b: no_detail_overlap(detail_loss(b.hrda(), 0.0)),
-    "fixedatt_nooverlap_ld0": lambda b: fixed_attention(
-        no_detail_overlap(detail_loss(b.hrda(), 0.0))
+    _ablation("fixedatt", "HRDA, averaging (attention 0.5)", fixed_attention),
+    _ablation("singleatt", "HRDA, 1-channel attention", single_attention),
+    _ablation("nooverlap", "HRDA, non-overlapping detail slide", no_detail_overlap),
+    _ablation(
+        "ld0",
+        "HRDA, λ_d = 0",
+        partial(detail_loss, weight=0.0),
+        claims=(("overlapping − non-overlapping detail slide (Table 7)", "nooverlap_ld0"),),
+    ),
+    _ablation(
+        "nooverlap_ld0",
+        "HRDA, λ_d = 0, no detail overlap",
+        no_detail_overlap,
+        partial(detail_loss, weight=0.0),
+        claims=(("learned − averaging, no overlap, λ_d 0 (Table 7)", "fixedatt_nooverlap_ld0"),),
+    ),
+    _ablation(
+        "fixedatt_nooverlap_ld0",
+        "HRDA, λ_d = 0, no overlap, averaging",
+        fixed_attention,
+        no_detail_overlap,
+        partial(detail_loss, weight=0.0),
     ),
     # Table 6: where the detail comes from; Figure S1: lambda_d; Table S1: context resolution
-    "samescale": lambda b: same_scale(b.hrda()),
-    "blurhr": lambda b: blurred_detail(b.hrda()),
-    "ld0.3": lambda b: detail_loss(b.hrda(), 0.3),
-    "ld0.5": lambda b: detail_loss(b.hrda(), 0.5),
-    "sc0.25": lambda b: context_scale(hrda_context(b.hrda(), 0.5), 0.25),
-    "sc0.75": lambda b: context_scale(hrda_context(b.hrda(), 0.5), 0.75),
+    _ablation("samescale", "HRDA, detail at the context's resolution", same_scale),
+    _ablation("blurhr", "HRDA, blurred detail crop", blurred_detail),
+    _ablation("ld0.3", "HRDA, λ_d = 0.3", partial(detail_loss, weight=0.3)),
+    _ablation("ld0.5", "HRDA, λ_d = 0.5", partial(detail_loss, weight=0.5)),
+    _ablation(
+        "sc0.25",
+        "HRDA, context scale 0.25",
+        partial(context_scale, scale=0.25),
+        partial(hrda_context, context=0.5),
+    ),
+    _ablation(
+        "sc0.75",
+        "HRDA, context scale 0.75",
+        partial(context_scale, scale=0.75),
+        partial(hrda_context, context=0.5),
+    ),
     # Table 2: other UDA methods on LR data and with HRDA (the DAFormer recipe's pair: daformer)
-    **{f"{m}_lr": _table2(m, False) for m in ("deeplabv2", "dacs", "advseg", "minent")},
-    **{m: _table2(m, True) for m in ("deeplabv2", "dacs", "advseg", "minent")},
-    # Domain generalization: HRDA with a 0.375 detail crop, and DAFormer on LR data
-    "dg_hrda": lambda b: domain_generalization(detail_crop(b.hrda(), 0.375)),
-    "dg_daformer": lambda b: domain_generalization(lr_data(b.hrda())),
-}
-
-# Rows of the paper whose preset names predate the `<prefix>_<row>` pattern.
-PAPER_NAMES: dict[str, str] = {
-    "hrda": "gta_to_cityscapes_hrda",
-    "daformer_lr": "gta_to_cityscapes_daformer",
-    "daformer_hr": "gta_to_cityscapes_daformer_hr_crop512",
-    "mic_hrda": "gta_to_cityscapes_mic_hrda",
-    "dg_hrda": "gta_dg_hrda",
-    "dg_daformer": "gta_dg_daformer",
-    "deeplabv2_lr": "gta_to_cityscapes_deeplabv2",
-    **{f"{m}_lr": f"gta_to_cityscapes_{m}" for m in ("dacs", "advseg", "minent")},
-    **{m: f"gta_to_cityscapes_hrda_{m}" for m in ("deeplabv2", "dacs", "advseg", "minent")},
-    **{
-        k: f"gta_to_cityscapes_hrda_{k}"
-        for k in (
-            "fixedatt",
-            "singleatt",
-            "nooverlap",
-            "ld0",
-            "ld0.3",
-            "ld0.5",
-            "nooverlap_ld0",
-            "fixedatt_nooverlap_ld0",
-            "samescale",
-            "blurhr",
-            "sc0.25",
-            "sc0.75",
+    *(
+        Row(
+            f"{m}_lr",
+            f"{label} (LR data)",
+            _table2(m, False),
+            paper_name=f"gta_to_cityscapes_{m}",
         )
-    },
-}
+        for m, label in TABLE2_LABELS.items()
+    ),
+    *(
+        Row(m, f"HRDA, {label}", _table2(m, True), paper_name=f"gta_to_cityscapes_hrda_{m}")
+        for m, label in TABLE2_LABELS.items()
+    ),
+    # Domain generalization: HRDA with a 0.375 detail crop, and DAFormer on LR data
+    Row(
+        "dg_hrda",
+        "HRDA (detail 0.375), photometric + SHADE",
+        _then(domain_generalization, partial(detail_crop, detail=0.375)),
+        paper_preset=gta_dg_hrda,
+    ),
+    Row(
+        "dg_daformer",
+        "DAFormer (LR data), photometric + SHADE",
+        _then(domain_generalization, lr_data),
+        paper_preset=gta_dg_daformer,
+    ),
+)
+
+# -- derived: what the rest of the code reads ------------------------------------------------------
+
+ROWS: dict[str, Row] = {row.key: row for row in ROW_TABLE}
+ROW_NAMES: dict[str, str] = {row.key: row.label for row in ROW_TABLE}
+# Differences of mean mIoU that the papers' claims rest on: (claim, row, baseline row).
+CLAIMS: tuple[tuple[str, str, str], ...] = tuple(
+    (claim, row.key, base) for row in ROW_TABLE for claim, base in row.claims
+)
 
 
-# Rows of the paper with a function of their own (a seed, the published number in the notes).
-PAPER_FUNCTIONS: dict[str, Callable[[], ExperimentConfig]] = {
-    "mic_hrda": gta_to_cityscapes_mic_hrda,
-    "dg_hrda": gta_dg_hrda,
-    "dg_daformer": gta_dg_daformer,
-}
+def require_rows(keys, where: str) -> None:
+    """Raise `UnknownNameError` naming `where` if a key of `keys` is no row of `ROWS` (a table,
+    profile or notebook that names a row checks it so when it is made)."""
+    unknown = [key for key in keys if key not in ROWS]
+    if unknown:
+        raise UnknownNameError(f"{where} names rows that presets.ROWS lacks: {', '.join(unknown)}")
+
+
+def paper_name(key: str) -> str:
+    """Row `key`'s preset name on the paper's data."""
+    row = ROWS[key]
+    if row.paper_preset is not None:
+        return row.paper_preset.__name__
+    return row.paper_name or f"gta_to_cityscapes_{key}"
 
 
 def row_config(benchmark: Benchmark, key: str) -> ExperimentConfig:
     """Row `key` of the paper's tables on `benchmark`, named as its preset."""
     if key not in ROWS:
-        raise KeyError(f"unknown row {key!r}; rows: {', '.join(ROWS)}")
-    if benchmark is PAPER and key in PAPER_FUNCTIONS:
-        return PAPER_FUNCTIONS[key]()
-    name = PAPER_NAMES.get(key) if benchmark is PAPER else None
-    return replace(ROWS[key](benchmark), name=name or f"{benchmark.prefix}_{key}")
+        raise UnknownNameError(f"unknown row {key!r}; rows: {', '.join(ROWS)}")
+    row = ROWS[key]
+    if benchmark is PAPER and row.paper_preset is not None:
+        return row.paper_preset()
+    name = paper_name(key) if benchmark is PAPER else f"{benchmark.prefix}_{key}"
+    return replace(row.build(benchmark), name=name)
 
 
 def smoke(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -381,7 +391,14 @@ def encoder_input_sizes(cfg: ExperimentConfig) -> tuple[int, ...]:
 # -- the registry ---------------------------------------------------------------------------------
 
 
+def _sized(change: Callable[[ExperimentConfig], ExperimentConfig], name: str) -> ExperimentConfig:
+    """The paper's HRDA changed by `change` (a crop size in pixels), named `name`."""
+    return replace(change(gta_to_cityscapes_hrda()), name=name)
+
+
 def _registry() -> dict[str, Callable[[], ExperimentConfig]]:
+    """Every experiment by name: the paper's own presets, every row on the paper's data and on
+    the synthetic benchmark, the crop sizes of Figure 4 and Table 3 in pixels, the smoke rows."""
     presets: dict[str, Callable[[], ExperimentConfig]] = {
         f.__name__: f
         for f in (
@@ -389,38 +406,28 @@ def _registry() -> dict[str, Callable[[], ExperimentConfig]]:
             cityscapes_to_acdc_hrda,
             cityscapes_to_darkzurich_hrda,
             cityscapes_to_acdc_mic_hrda,
-            gta_dg_hrda,
-            gta_dg_daformer,
         )
     }
     for key in ROWS:
-        presets[PAPER_NAMES.get(key, f"gta_to_cityscapes_{key}")] = partial(row_config, PAPER, key)
-    for crop in (256, 768):
-        presets[f"gta_to_cityscapes_daformer_hr_crop{crop}"] = partial(
-            lambda c: replace(
-                daformer_hr(gta_to_cityscapes_hrda(), c / 1024),
-                name=f"gta_to_cityscapes_daformer_hr_crop{round(c)}",
-            ),
-            crop,
-        )
-    for crop in (128, 256, 384, 512):
-        presets[f"gta_to_cityscapes_daformer_lr_crop{crop}"] = partial(
-            lambda c: replace(
-                daformer_lr(gta_to_cityscapes_hrda(), 2 * c / 1024),
-                name=f"gta_to_cityscapes_daformer_lr_crop{c}",
-            ),
-            crop,
-        )
+        presets[paper_name(key)] = partial(row_config, PAPER, key)
+    sized = {
+        **{
+            f"gta_to_cityscapes_daformer_hr_crop{c}": partial(daformer_hr, crop=c / 1024)
+            for c in (256, 768)
+        },
+        **{
+            f"gta_to_cityscapes_daformer_lr_crop{c}": partial(daformer_lr, crop=2 * c / 1024)
+            for c in (128, 256, 384, 512)
+        },
+        **{
+            f"gta_to_cityscapes_hrda_context{c}": partial(hrda_context, context=c / 1024)
+            for c in (512, 768)
+        },
+    }
+    for name, change in sized.items():
+        presets[name] = partial(_sized, change, name)
     for crop in (256, 512, 768, 1024):
         presets[f"cityscapes_oracle_crop{crop}"] = partial(cityscapes_oracle, crop)
-    for context in (512, 768):
-        presets[f"gta_to_cityscapes_hrda_context{context}"] = partial(
-            lambda c: replace(
-                hrda_context(gta_to_cityscapes_hrda(), c / 1024),
-                name=f"gta_to_cityscapes_hrda_context{c}",
-            ),
-            context,
-        )
     quick = synthetic_benchmark("quick")
     for key in ROWS:
         presets[f"synthetic_{key}"] = partial(row_config, quick, key)
@@ -440,5 +447,7 @@ def list_presets() -> list[str]:
 def get_preset(name: str) -> ExperimentConfig:
     """The ExperimentConfig of a preset name (see `list_presets`)."""
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; `python -m hrda_lib.train --list` shows them all")
+        raise UnknownNameError(
+            f"unknown preset {name!r}; `python -m hrda_lib.train --list` shows them all"
+        )
     return PRESETS[name]()

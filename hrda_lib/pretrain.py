@@ -234,7 +234,7 @@ def pretrain(
     iteration, log = 0, []
     checkpoint = work / "latest.pt"
     if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # plain values
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hrda_lib.errors import UsageError
+
 
 @dataclass(frozen=True)
 class RCSConfig:
@@ -126,7 +128,7 @@ def build_rare_class_sampler(
         if indices:
             tables[c] = indices
     if not tables:
-        raise ValueError(
+        raise UsageError(
             f"rare class sampling: no class has a file with > {config.min_pixels} pixels among "
             f"the {len(label_paths)} labels of {stats_dir}; lower RCSConfig.min_pixels"
         )

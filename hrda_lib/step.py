@@ -28,6 +28,7 @@ from hrda_lib import alignment, augment, masking, shade, uda
 from hrda_lib.config import ExperimentConfig
 from hrda_lib.crops import crop
 from hrda_lib.distributed import ONE_PROCESS, Shard
+from hrda_lib.errors import UnknownNameError, UsageError
 from hrda_lib.imagenet_weights import load_imagenet_encoder
 from hrda_lib.model import build_segmentor, resize, segmentation_loss
 from hrda_lib.optim import build_optimizer, set_lr
@@ -93,7 +94,7 @@ class UDAMethod:
 def uda_method(cfg: ExperimentConfig) -> UDAMethod:
     """The table entry of `cfg.uda.method` (one line naming the valid methods if unknown)."""
     if cfg.uda.method not in UDA_METHODS:
-        raise ValueError(
+        raise UnknownNameError(
             f"unknown UDA method {cfg.uda.method!r}; expected one of {', '.join(UDA_METHODS)}"
         )
     return UDA_METHODS[cfg.uda.method]
@@ -107,7 +108,7 @@ def build_state(cfg: ExperimentConfig, device: torch.device) -> TrainState:
     if cfg.pretrained:
         report = load_imagenet_encoder(model.encoder, resolve_weights(cfg.pretrained))
         if report.missing:
-            raise ValueError(f"{cfg.pretrained}: encoder weights missing: {report.missing[:8]}")
+            raise UsageError(f"{cfg.pretrained}: encoder weights missing: {report.missing[:8]}")
     if cfg.activation_checkpointing:
         model.encoder.set_grad_checkpointing(True)
     model.to(device)
@@ -318,7 +319,7 @@ def _masked_pass(
     logs["loss_mic_total"] = loss.detach()
 
 
-def _alignment_pass(
+def _minent_pass(
     state: TrainState,
     batch: dict,
     cfg: ExperimentConfig,
@@ -326,30 +327,38 @@ def _alignment_pass(
     logs: dict,
     shard: Shard,
 ) -> None:
-    """AdvSeg or MinEnt on the student's fused target prediction (`hrda_lib.alignment`).
-
-    AdvSeg: the segmentor's target output is pushed towards the discriminator's source label
-    (discriminator frozen), then the discriminator learns source (0) vs target (1) on both
-    detached outputs. MinEnt: the target prediction's mean entropy.
-    """
+    """MinEnt: the mean entropy of the student's fused target prediction (`alignment`)."""
     target = batch["target_img"]
-    size = tuple(target.shape[-2:])
     with _autocast(target.device, cfg.precision), record_function("target_pass"):
         target_fused = state.model.forward_train(target, state.generator).fused
-        if cfg.uda.method == "minent":
-            loss = alignment.entropy_loss(target_fused, cfg.uda.entropy_weight)
-            logs["loss_entropy"] = loss.detach()
-        else:
-            adv = cfg.uda.adversarial
-            state.discriminator.requires_grad_(False)
-            domain = state.discriminator(alignment.discriminator_input(target_fused, size))
-            loss = adv.weight * alignment.gan_loss(domain, alignment.SOURCE_DOMAIN, adv.gan)
-            logs["loss_adversarial"] = loss.detach()
+        loss = alignment.entropy_loss(target_fused, cfg.uda.entropy_weight)
+        logs["loss_entropy"] = loss.detach()
     with record_function("target_backward"):
         loss.backward()
-    if cfg.uda.method != "advseg":
-        return
+
+
+def _advseg_pass(
+    state: TrainState,
+    batch: dict,
+    cfg: ExperimentConfig,
+    source_fused: torch.Tensor,
+    logs: dict,
+    shard: Shard,
+) -> None:
+    """AdvSeg on the student's fused target prediction (`alignment`): the target output is
+    pushed towards the discriminator's source label (discriminator frozen), then the
+    discriminator learns source (0) vs target (1) on both detached outputs."""
+    target = batch["target_img"]
+    size = tuple(target.shape[-2:])
     adv, discriminator = cfg.uda.adversarial, state.discriminator
+    with _autocast(target.device, cfg.precision), record_function("target_pass"):
+        target_fused = state.model.forward_train(target, state.generator).fused
+        discriminator.requires_grad_(False)
+        domain = discriminator(alignment.discriminator_input(target_fused, size))
+        loss = adv.weight * alignment.gan_loss(domain, alignment.SOURCE_DOMAIN, adv.gan)
+        logs["loss_adversarial"] = loss.detach()
+    with record_function("target_backward"):
+        loss.backward()
     discriminator.requires_grad_(True)
     lr = alignment.discriminator_lr(state.iteration, cfg.optimizer.max_iters, adv)
     for group in state.discriminator_optimizer.param_groups:
@@ -390,9 +399,10 @@ def style_prototypes_of(
     return shade.style_prototypes(means, stds, cfg.uda.shade.num_prototypes, state.generator)
 
 
+# A new UDA method is one entry here (its pass in a module of its own, as `alignment`'s).
 UDA_METHODS: dict[str, UDAMethod] = {
     "dacs": UDAMethod(_self_training_pass, teacher=True),  # DACS / the DAFormer recipe, + MIC
-    "advseg": UDAMethod(_alignment_pass, discriminator=True),
-    "minent": UDAMethod(_alignment_pass),
+    "advseg": UDAMethod(_advseg_pass, discriminator=True),
+    "minent": UDAMethod(_minent_pass),
     "source_only": UDAMethod(None),  # also domain generalization (with SHADE)
 }

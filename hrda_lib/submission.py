@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from hrda_lib.conversion import TRAIN_ID_TO_CITYSCAPES_ID, png_bytes
 from hrda_lib.datasets import SegmentationDataset, read_dataset
+from hrda_lib.errors import UnknownNameError, UsageError
 from hrda_lib.files import atomic_write_bytes
 from hrda_lib.inference import predict_logits
 from hrda_lib.layout import image_size
@@ -73,14 +74,14 @@ SUBMISSION_FORMATS: dict[str, SubmissionFormat] = {
 }
 
 
-class SubmissionCountError(ValueError):
+class SubmissionCountError(UsageError):
     """The submission folder does not hold one prediction per test image."""
 
 
 def submission_format(dataset: str) -> SubmissionFormat:
     """The server format of `dataset` (one line naming the supported ones if there is none)."""
     if dataset not in SUBMISSION_FORMATS:
-        raise ValueError(
+        raise UnknownNameError(
             f"no test-server format for {dataset!r}; supported: {', '.join(SUBMISSION_FORMATS)}"
         )
     return SUBMISSION_FORMATS[dataset]

@@ -29,7 +29,6 @@ from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from hrda_lib import allocator, distributed, shade
-from hrda_lib.checkpoints import read_training_checkpoint, save_training_checkpoint
 from hrda_lib.cli import UsageError, positive_int, run
 from hrda_lib.config import ExperimentConfig, apply_overrides, with_iters
 from hrda_lib.data_setup import (
@@ -42,7 +41,15 @@ from hrda_lib.evaluate import evaluate
 from hrda_lib.files import write_json, write_text
 from hrda_lib.guards import DivergedError, DivergenceMonitor, work_dir_lock
 from hrda_lib.presets import get_preset, list_presets
-from hrda_lib.step import TrainState, build_state, style_prototypes_of, train_step, uda_method
+from hrda_lib.resume import (
+    TrainingInterrupted,
+    check_resumable,
+    deferred_interrupt,
+    global_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+)
+from hrda_lib.step import build_state, style_prototypes_of, train_step, uda_method
 
 
 @dataclass
@@ -51,52 +58,6 @@ class TrainResult:
     checkpoint: Path
     metrics: pd.DataFrame
     wall_time_s: float
-
-
-# -- checkpoints ---------------------------------------------------------------------------------
-
-
-def global_rng_state() -> dict:
-    """The process-wide RNG states that a resumed run must continue from."""
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-    }
-
-
-def set_global_rng_state(rng: dict) -> None:
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
-
-
-def save_checkpoint(
-    state: TrainState, cfg: ExperimentConfig, path: Path, process_rngs: list[dict] | None = None
-) -> None:
-    """Everything needed to resume exactly, written atomically (`checkpoints`); a distributed
-    run adds every process's global RNG state (`process_rngs`, by rank) to rank 0's."""
-    rng = global_rng_state()
-    if process_rngs is not None:
-        rng["processes"] = process_rngs
-    save_training_checkpoint(path, cfg, state.state_dict(), rng)
-
-
-def load_checkpoint(state: TrainState, path: Path, shard: distributed.Shard | None = None) -> bool:
-    """Restore `state` and the global RNGs from `save_checkpoint` (in a distributed run, this
-    process's global RNG). Returns False if the checkpoint holds no RNG state for this process
-    (it was saved by fewer processes), which the caller seeds then."""
-    payload = read_training_checkpoint(path)
-    state.load_state_dict(payload["state"])
-    rank = shard.rank if shard is not None else 0
-    rngs = payload["rng"].get("processes") or [payload["rng"]]
-    if rank >= len(rngs):
-        return False
-    set_global_rng_state(rngs[rank])
-    return True
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -162,7 +123,7 @@ def train(
             (`runs.train_all`): one line per run, shown only on a terminal, no data-check bar.
     """
     if iters is not None and iters < 1:
-        raise ValueError(f"iters must be a positive number of iterations, not {iters}")
+        raise UsageError(f"iters must be a positive number of iterations, not {iters}")
     cv2.setNumThreads(0)  # OpenCV threads in the training process would contend with workers
     cfg = with_iters(cfg, iters) if iters is not None else cfg
     work_dir = Path(work_dir)
@@ -209,17 +170,6 @@ def _check_distributed(cfg: ExperimentConfig, shard: distributed.Shard) -> None:
         )
 
 
-def _resumable(checkpoint: Path, cfg: ExperimentConfig) -> None:
-    """Refuse to resume a checkpoint of another architecture (its weights would not load)."""
-    saved = read_training_checkpoint(checkpoint)["config"]
-    if saved.model != cfg.model:
-        fields = [k for k, v in asdict(cfg.model).items() if asdict(saved.model)[k] != v]
-        raise UsageError(
-            f"{checkpoint} holds a run of another model ({', '.join(fields)} differ): choose "
-            "another --work-dir, or resume with the experiment it was trained with"
-        )
-
-
 def _train(
     cfg: ExperimentConfig,
     work_dir: Path,
@@ -243,7 +193,7 @@ def _train(
             torch.manual_seed(cfg.seed + shard.rank)
     rows: list[dict] = []
     if resume and checkpoint.is_file():
-        _resumable(checkpoint, cfg)
+        check_resumable(checkpoint, cfg)
         if not load_checkpoint(state, checkpoint, shard):
             torch.manual_seed(cfg.seed + shard.rank + state.iteration)
         if metrics_path.is_file():
@@ -290,68 +240,80 @@ def _train(
 
     pending: list[dict] = []  # rows whose losses are still device tensors (no sync yet)
     tic = time.perf_counter()
-    while state.iteration < end:
-        if cfg.uda.shade is not None and shade.needs_refresh(
-            state.iteration, cfg.uda.shade.refresh_interval
-        ):
-            state.style_prototypes = style_prototypes_of(state, cfg, style_images(cfg))
-        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in next(batches).items()}
-        if cfg.channels_last:
-            batch = {k: _channels_last(v) for k, v in batch.items()}
-        logs = train_step(state, batch, cfg, shard)
-        now = time.perf_counter()
-        pending.append(
-            {
-                "iteration": state.iteration,
-                **logs,
-                "seconds_per_iter": now - tic,
-                "lr": state.optimizer.param_groups[0]["lr"],
-            }
-        )
-        tic = now
-        evaluate_now = state.iteration % cfg.eval_interval == 0 or state.iteration == cfg.iters
-        checkpoint_now = state.iteration % cfg.checkpoint_interval == 0 or state.iteration in (
-            end,
-            cfg.iters,
-        )
-        if evaluate_now or checkpoint_now or state.iteration % cfg.log_interval == 0:
-            flushed = _flush(pending, shard)  # host sync
-            pending = []
-            for row in flushed:
-                if problem := monitor.loss_problem(row):
-                    raise diverged(row["iteration"], problem)
-            rows += flushed
-            if writer is not None:
-                for row in flushed:
-                    for key, value in row.items():
-                        if key != "iteration":
-                            writer.add_scalar(key, value, row["iteration"])
-            if bar is not None:
-                bar.update(state.iteration - bar.n)
-                bar.set_postfix(
-                    loss=f"{rows[-1]['loss_source_total']:.3f}",
-                    s_it=f"{rows[-1]['seconds_per_iter']:.2f}",
-                )
-        if evaluate_now:
-            if shard.main:
-                result = evaluate(
-                    state.model, val_dataset, cfg.test_window, cfg.test_stride, cfg.max_batch
-                )
-                rows[-1] |= {
-                    "val_miou": result.summary["mIoU"],
-                    "val_aacc": result.summary["aAcc"],
+    with deferred_interrupt(enabled=not shard.distributed) as stop:
+        while state.iteration < end:
+            if cfg.uda.shade is not None and shade.needs_refresh(
+                state.iteration, cfg.uda.shade.refresh_interval
+            ):
+                state.style_prototypes = style_prototypes_of(state, cfg, style_images(cfg))
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in next(batches).items()}
+            if cfg.channels_last:
+                batch = {k: _channels_last(v) for k, v in batch.items()}
+            logs = train_step(state, batch, cfg, shard)
+            now = time.perf_counter()
+            pending.append(
+                {
+                    "iteration": state.iteration,
+                    **logs,
+                    "seconds_per_iter": now - tic,
+                    "lr": state.optimizer.param_groups[0]["lr"],
                 }
-                state.model.train()
-            shard.barrier()
-            tic = time.perf_counter()
-        if checkpoint_now:
-            if problem := monitor.weight_problem(state.model):
-                raise diverged(state.iteration, problem)
-            process_rngs = shard.gather_objects(global_rng_state()) if shard.distributed else None
-            if shard.main:
-                save_checkpoint(state, cfg, checkpoint, process_rngs)
-                write_text(metrics_path, pd.DataFrame(rows).to_csv(index=False))
-            saved_at = state.iteration
+            )
+            tic = now
+            evaluate_now = state.iteration % cfg.eval_interval == 0 or state.iteration == cfg.iters
+            stopping = stop.requested  # read once: a later Ctrl-C is the next iteration's
+            checkpoint_now = (
+                state.iteration % cfg.checkpoint_interval == 0
+                or state.iteration in (end, cfg.iters)
+                or stopping  # Ctrl-C: this iteration is the checkpoint's
+            )
+            if evaluate_now or checkpoint_now or state.iteration % cfg.log_interval == 0:
+                flushed = _flush(pending, shard)  # host sync
+                pending = []
+                for row in flushed:
+                    if problem := monitor.loss_problem(row):
+                        raise diverged(row["iteration"], problem)
+                rows += flushed
+                if writer is not None:
+                    for row in flushed:
+                        for key, value in row.items():
+                            if key != "iteration":
+                                writer.add_scalar(key, value, row["iteration"])
+                if bar is not None:
+                    bar.update(state.iteration - bar.n)
+                    bar.set_postfix(
+                        loss=f"{rows[-1]['loss_source_total']:.3f}",
+                        s_it=f"{rows[-1]['seconds_per_iter']:.2f}",
+                    )
+            if evaluate_now:
+                if shard.main:
+                    result = evaluate(
+                        state.model, val_dataset, cfg.test_window, cfg.test_stride, cfg.max_batch
+                    )
+                    rows[-1] |= {
+                        "val_miou": result.summary["mIoU"],
+                        "val_aacc": result.summary["aAcc"],
+                    }
+                    state.model.train()
+                shard.barrier()
+                tic = time.perf_counter()
+            if checkpoint_now:
+                if problem := monitor.weight_problem(state.model):
+                    raise diverged(state.iteration, problem)
+                process_rngs = (
+                    shard.gather_objects(global_rng_state()) if shard.distributed else None
+                )
+                if shard.main:
+                    save_checkpoint(state, cfg, checkpoint, process_rngs)
+                    write_text(metrics_path, pd.DataFrame(rows).to_csv(index=False))
+                saved_at = state.iteration
+            if stopping:
+                if bar is not None:
+                    bar.close()
+                raise TrainingInterrupted(
+                    f"interrupted at iteration {state.iteration} of {cfg.iters}: {checkpoint} "
+                    "holds it; continue with --resume (train(..., resume=True))"
+                )
     if bar is not None:
         bar.close()
     if writer is not None:

@@ -10,6 +10,7 @@ import torch
 
 from hrda_lib.checkpoints import (
     CheckpointError,
+    load_model,
     load_official_checkpoint,
     read_checkpoint,
     select_segmentor,
@@ -129,3 +130,23 @@ def test_an_unreadable_file_is_one_error_naming_it(content, tmp_path) -> None:
     torch.save([1, 2], path)  # a torch file, but not a checkpoint
     with pytest.raises(CheckpointError, match="bad.pth: expected a dict checkpoint, got list"):
         read_checkpoint(path)
+
+
+class _RunsCode:
+    """A pickled object whose loading would create `marker`: what an untrusted file can do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_file_with_pickled_objects_is_refused_before_it_runs_code(tmp_path) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "foreign.pth"
+    torch.save({"state_dict": {"x": torch.zeros(2)}, "extra": _RunsCode(marker)}, path)
+    for read in (read_checkpoint, load_model):
+        with pytest.raises(CheckpointError, match="foreign.pth holds pickled Python objects"):
+            read(path)
+    assert not marker.exists()  # weights_only=True: nothing in the file ran

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -199,7 +200,32 @@ def test_a_full_disk_is_named_and_leaves_no_partial_file(
 def test_an_unwritable_work_dir_is_one_line(tmp_path: Path, capsys) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    _fails(capsys, train.main, ["smoke_hrda", "--work-dir", str(blocker / "run")], "cannot write")
+    argv = ["smoke_hrda", "--work-dir", str(blocker / "run")]
+    _fails(capsys, train.main, argv, f"cannot use {blocker / 'run'}: Not a directory")
+
+
+def test_a_file_that_could_not_be_read_is_not_called_unwritable() -> None:
+    # Tests run as root, which reads any file: the errors a user without rights would get.
+    denied = PermissionError(errno.EACCES, "Permission denied", "/their/model.pth")
+    assert cli.message(denied).startswith("cannot use /their/model.pth: permission denied")
+    assert "write" not in cli.message(denied).split("(")[0]
+    missing = FileNotFoundError(errno.ENOENT, "No such file or directory", "/their/in.png")
+    assert cli.message(missing) == "cannot use /their/in.png: No such file or directory"
+
+
+def test_internal_value_and_key_errors_keep_their_traceback(capsys) -> None:
+    def broken(argv):
+        raise ValueError("shapes differ: a bug of ours, not the user's")
+
+    with pytest.raises(ValueError, match="a bug of ours"):
+        cli.run(broken, [])
+    with pytest.raises(KeyError):
+        cli.run(lambda argv: {}["missing"], [])
+
+    def unknown(argv):
+        raise cli.UnknownNameError("unknown preset 'x'; `--list` shows them all")
+
+    _fails(capsys, unknown, [], "error: unknown preset 'x'; `--list`")  # no quotes around it
 
 
 # -- evaluate ---------------------------------------------------------------------------------
@@ -323,3 +349,81 @@ def test_predict_rejects_bad_values(smoke_run: Path, tmp_path: Path, capsys) -> 
         "no such file or folder",
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_predict_into_its_input_folder_never_reads_its_outputs_back(
+    smoke_run: Path, tmp_path: Path, capsys
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(photos / "x.png")
+    for _ in range(2):  # the second run finds the first one's outputs beside the photo
+        cli.run(predict.main, [str(smoke_run), str(photos), "--out", str(photos)])
+        assert "wrote 1 prediction sets" in capsys.readouterr().out
+    assert sorted(p.name for p in photos.iterdir()) == [
+        "x.png",
+        "x.png_attention.png",
+        "x.png_overlay.png",
+        "x.png_pred.png",
+    ]
+    inside = tmp_path / "inside"  # an out folder inside the input folder, twice
+    inside.mkdir()
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(inside / "y.png")
+    for _ in range(2):
+        cli.run(predict.main, [str(smoke_run), str(inside), "--out", str(inside / "out")])
+        assert "wrote 1 prediction sets" in capsys.readouterr().out
+
+
+# -- Ctrl-C and resuming another experiment ----------------------------------------------------
+
+
+def test_ctrl_c_ends_training_with_one_line_and_a_checkpoint_that_resumes_exactly(
+    tmp_path: Path, data_root: Path, monkeypatch, capsys
+) -> None:
+    cfg = replace(get_preset("smoke_source_only"), checkpoint_interval=100, eval_interval=100)
+    full = train.train(cfg, tmp_path / "full", iters=4, progress=False)
+    real_step = step_module.train_step
+
+    def interrupted(state, batch, cfg, *shard):  # Ctrl-C during the 2nd iteration
+        logs = real_step(state, batch, cfg, *shard)
+        if state.iteration == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return logs
+
+    monkeypatch.setattr(train, "train_step", interrupted)
+    argv = ["smoke_source_only", "--work-dir", str(tmp_path / "run"), "--iters", "4"]
+    argv += ["--set", "checkpoint_interval=100", "eval_interval=100"]
+    with pytest.raises(SystemExit) as exited:
+        cli.run(train.main, argv)
+    assert exited.value.code == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"interrupted: interrupted at iteration 2 of 4: {tmp_path / 'run' / 'latest.pth'}" in err
+    assert torch.load(tmp_path / "run" / "latest.pth", weights_only=True)["state"]["iteration"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
+    monkeypatch.setattr(train, "train_step", real_step)
+    cli.run(train.main, [*argv, "--resume"])
+    a = torch.load(full.checkpoint, weights_only=True)["state"]["model"]
+    b = torch.load(tmp_path / "run" / "latest.pth", weights_only=True)["state"]["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resuming_with_another_seed_schedule_data_or_uda_setting_is_refused(
+    tmp_path: Path, data_root: Path, capsys
+) -> None:
+    cfg = get_preset("smoke_hrda")
+    train.train(cfg, tmp_path / "run", iters=1, progress=False)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    base = ["smoke_hrda", "--work-dir", str(tmp_path / "run"), "--resume"]
+    for change, named in (
+        (["--set", "seed=1"], "seed differ"),
+        (["--iters", "2"], "iters"),
+        (["--set", "data.target=cityscapes"], "data.target"),
+        (["--set", "uda.pseudo_threshold=0.5"], "uda.pseudo_threshold differ"),
+    ):
+        _fails(capsys, train.main, [*base, "--iters", "1", *change], "another experiment", named)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    assert after == before  # config.json and the checkpoint untouched
+    # How often it validates and saves may change: a finished run is returned as it is.
+    cli.run(train.main, [*base, "--iters", "1", "--set", "eval_interval=7"])
+    assert "done:" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from hrda_lib import datasets, synthetic
 from hrda_lib.crops import pseudo_label_margin_mask
-from hrda_lib.presets import synthetic_data
+from hrda_lib.experiments import synthetic_data
 from hrda_lib.transforms import (
     PipelineConfig,
     crop_array,

@@ -63,5 +63,6 @@ def test_the_summary_names_the_committed_rows_the_demo_did_not_train(tmp_path: P
     run = _results(tmp_path / "demo", {"hrda": [53.0]})
     sentence = demo._left_out(run, committed)
     assert "Not trained here" in sentence
-    assert sentence.split("): ")[1].strip() == demo.ROW_NAMES["fixedatt"] + "."  # HRDA was
+    assert sentence.split("): ")[1].strip() == demo.row_label("synthetic", "fixedatt") + "."
+    assert demo.row_label("synthetic", "fixedatt").startswith(demo.ROW_NAMES["fixedatt"])
     assert demo._left_out(committed, committed) == ""

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from hrda_lib import datasets
+from hrda_lib.experiments import synthetic_data
 from hrda_lib.paths import golden_root
-from hrda_lib.presets import synthetic_data
 from hrda_lib.rcs import (
     RCSConfig,
     build_rare_class_sampler,

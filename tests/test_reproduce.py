@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -190,14 +191,16 @@ def test_every_claim_of_the_synthetic_profile_rests_on_three_seeds() -> None:
         assert len(seeds.get(row, set()) & seeds.get(base, set())) == 3, claim
 
 
-def test_every_table_row_has_a_name_and_an_experiment() -> None:
-    tables = {**catalogue.MAIN_TABLES, **catalogue.CROP_SIZE_TABLES, **catalogue.COMPONENT_TABLES}
-    keys = catalogue.rows_of(tables) + tuple(
-        k for p in catalogue.UDA_METHOD_PAIRS_PAPER.values() for k in p
-    )
-    for key in keys:
-        assert key in presets.ROWS and key in catalogue.ROW_NAMES, key
-        assert catalogue.row_config("paper", key).name  # every row also exists on real data
+def test_a_profile_naming_a_row_that_is_not_in_the_row_table_cannot_be_made() -> None:
+    with pytest.raises(KeyError, match="profile 'smoke' names rows that presets.ROWS lacks: nope"):
+        replace(catalogue.PROFILES["smoke"], main=("hrda", "nope"))
+
+
+def test_every_row_is_an_experiment_on_the_papers_data_and_the_synthetic_benchmark() -> None:
+    for key in presets.ROWS:
+        paper, synthetic = catalogue.row_config("paper", key), catalogue.row_config("quick", key)
+        assert paper.name == presets.paper_name(key) and synthetic.name == f"synthetic_{key}"
+        assert presets.get_preset(paper.name) == paper
 
 
 def test_crop_rows_and_labels_follow_the_paper_notation() -> None:
@@ -321,8 +324,9 @@ def test_claims_compare_rows_over_the_seeds_both_have() -> None:
 def test_schedule_study_finds_a_rows_runs_at_every_length(tmp_path: Path) -> None:
     """Runs of a row at its own length and at a longer one (`compare --iters`) are found by their
     configs; a run still training, and another experiment in the same folder, are not."""
+    from hrda_lib.config import config_to_plain
     from hrda_lib.reproduction.convergence import schedule_study
-    from hrda_lib.reproduction.runs import _config_json, train_length
+    from hrda_lib.reproduction.runs import train_length
 
     profile = catalogue.get_profile("smoke")
 
@@ -330,7 +334,7 @@ def test_schedule_study_finds_a_rows_runs_at_every_length(tmp_path: Path) -> Non
         cfg = train_length(catalogue.row_config(profile, key, 0), iters)
         work_dir = tmp_path / folder / "runs" / f"{cfg.name}_seed0"
         work_dir.mkdir(parents=True)
-        (work_dir / "config.json").write_text(json.dumps(_config_json(cfg)))
+        (work_dir / "config.json").write_text(json.dumps(config_to_plain(cfg)))
         log = {"iteration": [iters * 2 // 3, last], "val_miou": list(miou)}
         pd.DataFrame(log).to_csv(work_dir / "metrics.csv", index=False)
 

@@ -8,13 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
 from hrda_lib import step as step_module
 from hrda_lib import train as train_module
 from hrda_lib.checkpoints import load_model
-from hrda_lib.config import apply_overrides, with_iters
+from hrda_lib.config import ExperimentConfig, apply_overrides, config_from_dict, with_iters
 from hrda_lib.evaluate import evaluate, target_val_dataset
 from hrda_lib.evaluate import main as evaluate_main
 from hrda_lib.guards import DivergedError
@@ -254,3 +255,26 @@ def test_a_schedule_of_no_iterations_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="iters must be a positive number of iterations, not 0"):
         train(get_preset("smoke_hrda"), tmp_path / "run", iters=0)
     assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_a_checkpoint_of_the_previous_format_still_loads_and_resumes(tmp_path: Path) -> None:
+    """v2 pickled the config dataclasses and numpy's RNG tuple: allowed by name, nothing else."""
+    cfg = replace(get_preset("smoke_source_only"), checkpoint_interval=1, eval_interval=100)
+    full = train(cfg, tmp_path / "full", iters=3, progress=False)
+    train(cfg, tmp_path / "split", iters=3, stop_at=1, progress=False)
+    path = tmp_path / "split" / "latest.pth"
+    payload = torch.load(path, weights_only=True)
+    numpy = payload["rng"]["numpy"]
+    key = numpy["state"]["key"].numpy().astype(np.uint32)
+    legacy = ("MT19937", key, numpy["state"]["pos"], numpy["has_gauss"], numpy["gauss"])
+    payload |= {
+        "format": "hrda_lib-train-v2",
+        "config": config_from_dict(ExperimentConfig, payload["config"]),
+        "rng": payload["rng"] | {"numpy": legacy},
+    }
+    torch.save(payload, path)
+    assert load_model(path).training is False
+    resumed = train(cfg, tmp_path / "split", iters=3, resume=True, progress=False)
+    a = torch.load(full.checkpoint, weights_only=True)["state"]["model"]
+    b = torch.load(resumed.checkpoint, weights_only=True)["state"]["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

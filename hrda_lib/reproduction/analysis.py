@@ -20,13 +20,14 @@ from hrda_lib.config import ExperimentConfig
 from hrda_lib.crops import Box, sliding_windows
 from hrda_lib.datasets import read_dataset
 from hrda_lib.evaluate import evaluate, target_val_dataset
+from hrda_lib.experiments import PAPER
 from hrda_lib.golden import parity_table
 from hrda_lib.inference import attention_of_predicted_class, predict_logits, slide_branches
 from hrda_lib.layout import DatasetLayoutError
 from hrda_lib.metrics import confusion_matrix, iou_per_class
 from hrda_lib.model import blur_down_up, build_segmentor
 from hrda_lib.paths import data_root, golden_root
-from hrda_lib.presets import PAPER, row_config
+from hrda_lib.presets import row_config
 from hrda_lib.reproduction.results import device
 from hrda_lib.reproduction.tables import PUBLISHED_CHECKPOINT, THIN_CLASSES
 from hrda_lib.viz import colorize, to_rgb

@@ -1,20 +1,21 @@
-"""The catalogue: which rows make up each of the paper's tables, what each row is called, and the
-profiles that say where the rows run (the paper's data or the synthetic benchmark), for how
-long and with which seeds.
+"""The catalogue: which rows make up each of the paper's tables, and the profiles that say where
+the rows run (the paper's data or the synthetic benchmark), for how long and with which seeds.
 
-A row key names a function of `hrda_lib.presets.ROWS`; a profile turns it into an experiment
-with `row_config`. Nothing here builds or parses preset names.
+A row key names a row of `hrda_lib.presets.ROWS` (what it is called, how it is built, what was
+published for it); a profile turns it into an experiment with `row_config`. Nothing here builds
+or parses preset names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from hrda_lib import presets, synthetic
+from hrda_lib import experiments, presets, synthetic
 from hrda_lib.ablations import context_size as context_crop
 from hrda_lib.ablations import rehearsal
 from hrda_lib.config import ExperimentConfig, with_iters
+from hrda_lib.errors import UnknownNameError, UsageError
 
 # -- the paper's tables ---------------------------------------------------------------------------
 
@@ -78,53 +79,7 @@ def rows_of(tables: dict[str, Sequence[str]]) -> tuple[str, ...]:
 
 CROP_SIZE_ROWS = rows_of(CROP_SIZE_TABLES)
 COMPONENT_ROWS = rows_of(COMPONENT_TABLES)
-ROW_NAMES: dict[str, str] = {
-    "source_only": "Source only",
-    "daformer_lr": "DAFormer (LR data)",
-    "daformer_hr": "DAFormer (HR crops)",
-    "hrda": "HRDA",
-    "mic_hrda": "MIC (HRDA)",
-    "fixedatt": "HRDA, averaging (attention 0.5)",
-    "singleatt": "HRDA, 1-channel attention",
-    "nooverlap": "HRDA, non-overlapping detail slide",
-    "ld0": "HRDA, λ_d = 0",
-    "nooverlap_ld0": "HRDA, λ_d = 0, no detail overlap",
-    "fixedatt_nooverlap_ld0": "HRDA, λ_d = 0, no overlap, averaging",
-    "ld0.3": "HRDA, λ_d = 0.3",
-    "ld0.5": "HRDA, λ_d = 0.5",
-    "samescale": "HRDA, detail at the context's resolution",
-    "blurhr": "HRDA, blurred detail crop",
-    "sc0.25": "HRDA, context scale 0.25",
-    "sc0.75": "HRDA, context scale 0.75",
-    **{
-        k: "HRDA"
-        for k in (
-            "hrda_context0.5",
-            "hrda_context0.75",
-            "detail0.25",
-            "detail0.375",
-            "hrda_context0.75_detail0.375",
-        )
-    },
-    **{f"daformer_lr{c}": "DAFormer (LR data)" for c in ("0.25", "0.5", "0.75")},
-    **{f"daformer_hr{c}": "DAFormer (HR crops)" for c in ("0.25", "0.75")},
-    "oracle_lr": "Oracle: supervised on the target, LR data",
-    "oracle_lr_scratch": "Oracle, LR data, from scratch (no stand-in)",
-    "source_only_scratch": "Source only, from scratch (no stand-in)",
-    "oracle_lr_fractal": "Oracle, LR data, from fractal pretraining",
-    "source_only_fractal": "Source only, from fractal pretraining",
-    "oracle_hr": "Oracle: supervised on the target, HR data",
-    "deeplabv2_lr": "DAFormer recipe (LR data)",
-    "deeplabv2": "HRDA, DAFormer recipe",
-    "dacs_lr": "DACS (LR data)",
-    "dacs": "HRDA, DACS",
-    "advseg_lr": "AdvSeg (LR data)",
-    "advseg": "HRDA, AdvSeg",
-    "minent_lr": "MinEnt (LR data)",
-    "minent": "HRDA, MinEnt",
-    "dg_daformer": "DAFormer (LR data), photometric + SHADE",
-    "dg_hrda": "HRDA (detail 0.375), photometric + SHADE",
-}
+ROW_NAMES = presets.ROW_NAMES  # each row's label, from its row
 
 
 # -- profiles -----------------------------------------------------------------------------------
@@ -155,6 +110,11 @@ class Profile:
     jobs: int = 1  # runs trained at a time, one thread each (2 on a 2-core CPU)
     workspace: str = ""  # a folder of the repository that holds the profile's data/ and
     # results/ instead of data/ and results/ (unless HRDA_DATA / HRDA_RESULTS say otherwise)
+
+    def __post_init__(self) -> None:
+        pairs = [key for pair in self.uda_methods.values() for key in pair]
+        named = [*self.main, *self.crop_sizes, *self.components, *self.stand_in, *pairs]
+        presets.require_rows([*named, *self.domain_generalization], f"profile {self.name!r}")
 
     @property
     def synthetic_variant(self) -> str:
@@ -264,24 +224,57 @@ PROFILES["rehearsal-fast"] = replace(
 
 # Rows that notebook 05 evaluates on real and on blurred test images, at the main seeds.
 BLURRED_INPUT_ROWS: tuple[str, ...] = ("hrda", "oracle_hr")
+presets.require_rows(BLURRED_INPUT_ROWS + QUICK_LEAVES_OUT, "catalogue")
 
 
-def notebook_rows(
-    profile: str | Profile,
-) -> dict[str, tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]]:
-    """The rows and seeds each training notebook of `profile` trains, by notebook number, as
-    (row keys, seeds) groups (what their `train_rows` calls ask for with the default
-    parameters)."""
+Groups = tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]  # (row keys, seeds) groups
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """One numbered notebook: the notebooks whose results it reads (a newer result there makes
+    it stale), and the runs it trains under a profile, as (row keys, seeds) groups (what its
+    `train_rows` calls ask for with the default parameters). Every notebook's finished runs are
+    reused by all the others (`runs.train_rows`)."""
+
+    number: str
+    reads: tuple[str, ...] = ()
+    trains: Callable[[Profile], Groups] | None = None
+
+
+def _table2_rows(p: Profile) -> Groups:
+    pairs = tuple(key for pair in p.uda_methods.values() for key in pair)
+    return ((pairs + p.domain_generalization, p.other_seeds),)
+
+
+# A new notebook is one entry here (and its .ipynb in notebooks/).
+NOTEBOOKS: tuple[Notebook, ...] = (
+    Notebook("00", trains=lambda p: ((p.stand_in, p.stand_in_seeds),)),
+    Notebook("01"),
+    Notebook("02", reads=("01",)),
+    Notebook("03", reads=("00", "01"), trains=lambda p: ((("hrda",), p.seeds[:1]),)),
+    Notebook("04", reads=("00", "01", "03"), trains=lambda p: ((p.crop_sizes, p.seeds),)),
+    Notebook(
+        "05",
+        reads=("00", "01", "03", "04"),
+        trains=lambda p: ((p.components, p.component_seeds), (BLURRED_INPUT_ROWS, p.seeds)),
+    ),
+    Notebook("06", reads=("00", "01", "03", "04", "05"), trains=lambda p: ((p.main, p.seeds),)),
+    Notebook("07", reads=("01", "04", "05", "06")),
+    Notebook("08"),
+    Notebook("09", reads=("00", "03", "04", "05", "06"), trains=_table2_rows),
+)
+
+
+def notebook_reads() -> dict[str, tuple[str, ...]]:
+    """Notebook number -> the numbers of the notebooks whose results it reads."""
+    return {nb.number: nb.reads for nb in NOTEBOOKS if nb.reads}
+
+
+def notebook_rows(profile: str | Profile) -> dict[str, Groups]:
+    """The rows and seeds each training notebook of `profile` trains, by notebook number."""
     prof = get_profile(profile)
-    pairs = tuple(key for pair in prof.uda_methods.values() for key in pair)
-    return {
-        "00": ((prof.stand_in, prof.stand_in_seeds),),
-        "03": ((("hrda",), prof.seeds[:1]),),
-        "04": ((prof.crop_sizes, prof.seeds),),
-        "05": ((prof.components, prof.component_seeds), (BLURRED_INPUT_ROWS, prof.seeds)),
-        "06": ((prof.main, prof.seeds),),
-        "09": ((pairs + prof.domain_generalization, prof.other_seeds),),
-    }
+    return {nb.number: nb.trains(prof) for nb in NOTEBOOKS if nb.trains is not None}
 
 
 def get_profile(name: str | Profile) -> Profile:
@@ -289,7 +282,7 @@ def get_profile(name: str | Profile) -> Profile:
     if isinstance(name, Profile):
         return name
     if name not in PROFILES:
-        raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+        raise UnknownNameError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     return PROFILES[name]
 
 
@@ -299,14 +292,14 @@ def row_config(profile: str | Profile, key: str, seed: int | None = None) -> Exp
     if profile.benchmark == "smoke":
         rows = presets.smoke_rows()
         if key not in rows:
-            raise KeyError(f"row {key!r} has no smoke version (its crops are under MiT's 32 px)")
+            raise UsageError(f"row {key!r} has no smoke version (its crops are under MiT's 32 px)")
         cfg = rows[key]
     elif profile.benchmark == "paper":
-        cfg = presets.row_config(presets.PAPER, key)
+        cfg = presets.row_config(experiments.PAPER, key)
     elif profile.benchmark == "rehearsal":
-        cfg = rehearsal(presets.row_config(presets.PAPER, key))
+        cfg = rehearsal(presets.row_config(experiments.PAPER, key))
     else:
-        cfg = presets.row_config(presets.synthetic_benchmark(profile.data), key)
+        cfg = presets.row_config(experiments.synthetic_benchmark(profile.data), key)
     if profile.iters:
         cfg = with_iters(cfg, profile.iters)
     return cfg if seed is None else replace(cfg, seed=seed)
@@ -336,7 +329,7 @@ def crop_label(cfg: ExperimentConfig, profile: str | Profile) -> str:
 def row_label(profile: str | Profile, key: str) -> str:
     """A table row's name with its crop notation, e.g. "HRDA, λ_d = 0 — LR1.0 + HR0.5"."""
     cfg = row_config(profile, key)
-    return f"{ROW_NAMES[key]} — {crop_label(cfg, profile)}"
+    return f"{presets.ROWS[key].label} — {crop_label(cfg, profile)}"
 
 
 def row_labels(profile: str | Profile, keys: Sequence[str]) -> dict[str, str]:

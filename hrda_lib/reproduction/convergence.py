@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from hrda_lib.config import config_to_plain
 from hrda_lib.paths import results_root
 from hrda_lib.reproduction.catalogue import get_profile, row_config
-from hrda_lib.reproduction.runs import _config_json, train_length
+from hrda_lib.reproduction.runs import train_length
 
 
 def convergence(work_dir: Path) -> dict | None:
@@ -66,7 +67,7 @@ def schedule_study(
         saved = json.loads((work_dir / "config.json").read_text())
         for key in keys:
             cfg = train_length(row_config(prof, key, saved["seed"]), saved["iters"])
-            if saved != _config_json(cfg):
+            if saved != config_to_plain(cfg):
                 continue
             curve = _val_curve(work_dir)
             if (measured := _convergence_of(curve, cfg.iters)) is None:

@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 
 from hrda_lib.cli import run as run_cli
+from hrda_lib.errors import UsageError
 from hrda_lib.files import write_text
 from hrda_lib.paths import REPO_ROOT
-from hrda_lib.reproduction.catalogue import ROW_NAMES
+from hrda_lib.reproduction.catalogue import ROW_NAMES, row_label
 from hrda_lib.reproduction.runner import NotebookFailure, run
 from hrda_lib.reproduction.tables import CLAIMS, markdown_table
 
@@ -97,7 +98,7 @@ def _left_out(demo: Path, committed: Path = COMMITTED) -> str:
     """A sentence naming the committed rows this demo did not train ('' if none)."""
     ours = set(_per_seed(demo)["row"])
     theirs = _per_seed(committed, REFERENCE)["row"].drop_duplicates()
-    missing = [ROW_NAMES.get(row, row) for row in theirs if row not in ours]
+    missing = [row_label(REFERENCE, row) for row in theirs if row not in ours]  # crops named
     if not missing:
         return ""
     return (
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = args.out.resolve()
     if out == COMMITTED.resolve():
-        raise ValueError(f"--out {out}: the demo never writes over the committed results")
+        raise UsageError(f"--out {out}: the demo never writes over the committed results")
     os.environ["HRDA_RESULTS"] = str(out)  # the notebooks' kernels inherit it
     os.environ["OMP_NUM_THREADS"] = "1"  # two single-threaded runs at a time use both cores
     start = time.perf_counter()

@@ -147,7 +147,7 @@ def training_cost(cfg: ExperimentConfig) -> tuple[dict[str, int], int]:
     elif cfg.uda.method == "minent":
         parts["target"] = source_flops  # the entropy loss is element-wise
     elif cfg.uda.method == "advseg":
-        with META:  # frozen for the target pass, as `step._alignment_pass` does
+        with META:  # frozen for the target pass, as `step._advseg_pass` does
             disc = alignment.build_discriminator(cfg.model.num_classes, cfg.uda.adversarial)
         parts["target"], target_bytes = _student_pass(model, cfg, disc.requires_grad_(False))
         activations = max(activations, target_bytes)

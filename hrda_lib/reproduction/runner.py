@@ -7,8 +7,8 @@
     python -m hrda_lib.reproduce --profile rehearsal        # `make rehearsal`, into rehearsal/
 
 Up to date means: `config.json` holds the same parameters, and the notebook, every `hrda_lib`
-module and the results of the notebooks it reads (`READS`) are as they were when it ran
-(compared by content, recorded in `provenance.json`).
+module and the results of the notebooks it reads (`catalogue.NOTEBOOKS`) are as they were when
+it ran (compared by content, recorded in `provenance.json`).
 """
 
 from __future__ import annotations
@@ -27,22 +27,11 @@ from papermill.exceptions import PapermillExecutionError
 
 from hrda_lib.cli import run as run_cli
 from hrda_lib.paths import REPO_ROOT, data_root, portable, results_root
-from hrda_lib.reproduction.catalogue import PROFILES, Profile, get_profile
+from hrda_lib.reproduction.catalogue import PROFILES, Profile, get_profile, notebook_reads
 from hrda_lib.reproduction.runs import train_ahead
 from hrda_lib.synthetic.mock_real import ensure_mock_real
 
 NOTEBOOKS_DIR: Path = REPO_ROOT / "notebooks"
-
-# Notebooks whose results a notebook reads (a newer result there makes it stale).
-READS: dict[str, tuple[str, ...]] = {
-    "02": ("01",),
-    "03": ("00", "01"),
-    "04": ("00", "01", "03"),
-    "05": ("00", "01", "03", "04"),
-    "06": ("00", "01", "03", "04", "05"),
-    "07": ("01", "04", "05", "06"),
-    "09": ("00", "03", "04", "05", "06"),
-}
 
 
 # -- the runner ---------------------------------------------------------------------------------
@@ -86,7 +75,7 @@ def provenance(source: Path, results: Path, library: Path = REPO_ROOT / "hrda_li
     code = _digest(source.read_bytes(), *(p.read_bytes() for p in files))
     upstream = {
         cfg.parent.name: _digest(cfg.read_bytes())
-        for number in READS.get(source.stem[:2], ())
+        for number in notebook_reads().get(source.stem[:2], ())
         for cfg in sorted(results.glob(f"{number}_*/config.json"))
     }
     return {"code": code, "upstream": upstream}
@@ -99,7 +88,7 @@ def staleness(
 
     Current means: `results/<stem>/config.json` exists with the same parameters, and the
     provenance recorded beside it (`provenance.json`) matches the notebook, `hrda_lib` and the
-    results of the notebooks it reads (`READS`) as they are now.
+    results of the notebooks it reads (`catalogue.NOTEBOOKS`) as they are now.
     """
     config_path = results / source.stem / "config.json"
     if not config_path.is_file():
@@ -218,7 +207,7 @@ def _training_ahead(prof: Profile, sources: list[Path], force: bool, results: Pa
     for source in sources:
         number = source.stem[:2]
         stale = force or staleness(source, notebook_parameters(source, prof), results) is not None
-        if stale or any(upstream in will_run for upstream in READS.get(number, ())):
+        if stale or any(upstream in will_run for upstream in notebook_reads().get(number, ())):
             will_run.add(number)
     return [s.stem for s in sources if s.stem[:2] in will_run and s.stem[:2] >= "03"]
 

@@ -23,13 +23,14 @@ from tqdm.auto import tqdm
 
 from hrda_lib.checkpoints import load_model
 from hrda_lib.classes import NUM_CLASSES
-from hrda_lib.config import ExperimentConfig, with_iters
+from hrda_lib.config import ExperimentConfig, config_to_plain, with_iters
 from hrda_lib.data_setup import prepare_synthetic
 from hrda_lib.evaluate import evaluate, target_val_dataset
 from hrda_lib.model import build_segmentor, segmentation_loss
 from hrda_lib.paths import REPO_ROOT, read_roots, results_root
 from hrda_lib.reproduction.catalogue import get_profile, notebook_rows, row_config
 from hrda_lib.reproduction.results import device
+from hrda_lib.step import uda_method
 from hrda_lib.train import train
 
 
@@ -54,10 +55,6 @@ class Run:
         return float(self.metrics["val_miou"].dropna().iloc[-1])
 
 
-def _config_json(cfg: ExperimentConfig) -> dict:
-    return json.loads(json.dumps(asdict(cfg), default=str))
-
-
 def run_checkpoint(work_dir: Path) -> Path:
     """A run's model: its training checkpoint `latest.pth`, or else the committed model file
     `model.pth` (`hrda_lib.reproduction.trained`)."""
@@ -74,7 +71,7 @@ def finished_run_dir(cfg: ExperimentConfig, search_dirs: Sequence[Path]) -> Path
             continue
         log = pd.read_csv(metrics)
         if (
-            json.loads(config.read_text()) == _config_json(cfg)
+            json.loads(config.read_text()) == config_to_plain(cfg)
             and log["iteration"].max() >= cfg.iters
         ):
             return work_dir
@@ -86,7 +83,6 @@ def train_rows(
     keys: Sequence[str],
     seeds: Sequence[int],
     runs_dir: Path,
-    reuse_from: Sequence[str] = (),
     iters: int | None = None,
     jobs: int | None = None,
 ) -> list[Run]:
@@ -95,16 +91,15 @@ def train_rows(
     Args:
         profile: a profile of `hrda_lib.reproduction.catalogue` (which rows, which data).
         keys: row keys.
-        runs_dir: where new runs go, `<name>_seed<k>/` each.
-        reuse_from: stems of notebooks whose `runs/` folders are searched first (read only).
+        runs_dir: where new runs go, `<name>_seed<k>/` each; a finished run of the same
+            experiment there or in any notebook's `runs/` folder is reused (read only).
         iters: schedule length of every run; 0 or None: the profile's (or the presets' own).
         jobs: runs trained at a time, each in its own process with one thread (None: the
             profile's `jobs`); on a CPU two single-threaded runs use two cores better than one
             run with two threads.
     """
     prof = get_profile(profile)
-    search = [results_root() / stem / "runs" for stem in reuse_from] + [Path(runs_dir)]
-    search += _all_runs_dirs()
+    search = [Path(runs_dir), *_all_runs_dirs()]
     todo: list[tuple[ExperimentConfig, Path]] = []
     found: dict[tuple[str, int], Path] = {}
     for key in keys:
@@ -169,7 +164,7 @@ def train_ahead(
             for key in keys:
                 for seed in seeds:
                     cfg = row_config(prof, key, seed)
-                    identity = json.dumps(_config_json(cfg), sort_keys=True)
+                    identity = json.dumps(config_to_plain(cfg), sort_keys=True)
                     if identity in todo or finished_run_dir(cfg, search) is not None:
                         continue
                     todo[identity] = (cfg, results / stem / "runs" / f"{cfg.name}_seed{seed}")
@@ -196,7 +191,7 @@ def _train_one(job: tuple[ExperimentConfig, Path], jobs: int = 1) -> str:
 def _cost(cfg: ExperimentConfig) -> float:
     """A rough relative cost of a run: iterations x pixels the encoder sees per iteration."""
     crop = (cfg.data.sync_crop_size or cfg.data.source_pipeline.crop_size)[0]
-    passes = 1 if cfg.uda.method == "source_only" else 4 if cfg.uda.mic else 3
+    passes = 1 if uda_method(cfg).target_pass is None else 4 if cfg.uda.mic else 3
     if cfg.model.multi_resolution:
         detail = cfg.model.detail_crop_size[0]
         pixels = (crop * cfg.model.context_scale) ** 2 + detail**2 * (1 + (crop / detail) ** 2)

@@ -27,6 +27,7 @@ import torch
 from hrda_lib import augment, masking, uda
 from hrda_lib.classes import CLASSES
 from hrda_lib.config import ExperimentConfig
+from hrda_lib.errors import UsageError
 from hrda_lib.model import segmentation_loss
 from hrda_lib.plots import class_patches
 from hrda_lib.step import TrainState, build_state, train_step
@@ -73,7 +74,7 @@ def drawn_step(state: TrainState, batch: dict, cfg: ExperimentConfig, seed: int 
     and run `train_step` on a copy of `state` for its losses; `state` itself is left as it is.
     `seed` seeds the global torch RNG (drop path) of both."""
     if state.teacher is None:
-        raise ValueError(f"{cfg.name} does not self-train (UDA method {cfg.uda.method})")
+        raise UsageError(f"{cfg.name} does not self-train (UDA method {cfg.uda.method})")
     state = copy.deepcopy(state)
     before = copy.deepcopy(state)
     source, label, target = batch["img"], batch["gt_semantic_seg"], batch["target_img"]

@@ -12,28 +12,17 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-PAPER_DATA = "GTA→Cityscapes val (19 classes)"
+from hrda_lib.presets import CLAIMS, PAPER_DATA, ROW_TABLE
 
-# Published mIoU (%) by row key, with what each was measured on and where it is stated.
+__all__ = ["CLAIMS", "PAPER_DATA", "PUBLISHED"]
+
+# Published mIoU (%) by row key, with what each was measured on and where it is stated (from
+# each row's `presets.Row.published`).
 PUBLISHED: pd.DataFrame = pd.DataFrame(
     [
-        ("daformer_lr", "DAFormer", PAPER_DATA, 68.3, "HRDA README, 3 seeds"),
-        ("hrda", "HRDA", PAPER_DATA, 73.8, "HRDA README, 3 seeds"),
-        ("mic_hrda", "MIC (HRDA)", PAPER_DATA, 75.9, "MIC README, 3 seeds"),
-        (
-            "oracle_hr",
-            "supervised oracle, HR",
-            "Cityscapes val (19 classes)",
-            81.2,
-            "lhoyer/HRDA issue 6",
-        ),
-        (
-            "oracle_lr",
-            "supervised oracle, LR (DAFormer)",
-            "Cityscapes val (19 classes)",
-            77.6,
-            "DAFormer paper",
-        ),
+        (row.key, row.published.method, row.published.on, row.published.miou, row.published.source)
+        for row in ROW_TABLE
+        if row.published is not None
     ],
     columns=["key", "method", "published_on", "published_mIoU", "source"],
 )
@@ -53,34 +42,6 @@ PUBLISHED_DG: dict[str, str] = {
     "dg_hrda": "57.41 / 49.11 / 61.16 (mean 55.90)",
     "dg_daformer": "52.65 / 47.89 / 54.66 (mean 51.73)",
 }
-
-# Differences of mean mIoU that the papers' claims rest on: (claim, row, baseline row).
-CLAIMS: tuple[tuple[str, str, str], ...] = (
-    ("HRDA − DAFormer (LR data)", "hrda", "daformer_lr"),
-    ("HRDA − DAFormer (HR crops)", "hrda", "daformer_hr"),
-    ("DAFormer LR data − HR crops (context matters)", "daformer_lr", "daformer_hr"),
-    ("learned − averaging attention", "hrda", "fixedatt"),
-    ("MIC(HRDA) − HRDA", "mic_hrda", "hrda"),
-    ("HRDA − Source only", "hrda", "source_only"),
-    ("oracle HR − oracle LR (resolution matters)", "oracle_hr", "oracle_lr"),
-    ("HR − blurred detail crop (Table 6)", "hrda", "blurhr"),
-    ("HR − same-scale detail crop (Table 6)", "hrda", "samescale"),
-    ("λ_d 0.1 − λ_d 0 (Figure S1)", "hrda", "ld0"),
-    ("learned − averaging, no overlap, λ_d 0 (Table 7)", "nooverlap_ld0", "fixedatt_nooverlap_ld0"),
-    ("overlapping − non-overlapping detail slide (Table 7)", "ld0", "nooverlap_ld0"),
-    ("detail HR0.5 − HR0.25 (Table 4)", "hrda", "detail0.25"),
-    ("context LR1.0 − LR0.5 (Table 3)", "hrda", "hrda_context0.5"),
-    ("context LR1.0 − LR0.75 (Table 3)", "hrda", "hrda_context0.75"),
-    (
-        "HRDA LR0.75 + HR0.375 − DAFormer HR0.75 (Table 5)",
-        "hrda_context0.75_detail0.375",
-        "daformer_hr0.75",
-    ),
-    ("DAFormer LR data − small HR crops HR0.25 (Figure 4)", "daformer_lr", "daformer_hr0.25"),
-    ("HRDA − DAFormer small HR crops HR0.25 (Figure 4)", "hrda", "daformer_hr0.25"),
-    ("DAFormer HR crops 0.75 − 0.5 (Figure 4)", "daformer_hr0.75", "daformer_hr"),
-    ("DAFormer LR data 1.0 − 0.5 crops (Figure 4)", "daformer_lr", "daformer_lr0.5"),
-)
 
 
 def mean_pm_std(mean: float, std: float, n: int) -> str:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from hrda_lib.classes import NUM_CLASSES
+from hrda_lib.errors import UsageError
 from hrda_lib.synthetic.scene import BARK, DARK, HOOD, LIGHT_MATERIAL, SKY, TERRAIN, VEGETATION
 
 SOURCE, TARGET, NEUTRAL = "source", "target", "neutral"  # the rendering styles
@@ -98,7 +99,7 @@ def render(
     """
     height, width = label.shape
     if style not in (SOURCE, TARGET, NEUTRAL):
-        raise ValueError(f"style must be {SOURCE!r}, {TARGET!r} or {NEUTRAL!r}, not {style!r}")
+        raise UsageError(f"style must be {SOURCE!r}, {TARGET!r} or {NEUTRAL!r}, not {style!r}")
     colors = {
         SOURCE: SOURCE_COLORS,
         TARGET: target_colors(palette_shift),
