@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import Bbox
 
 from hrda_lib.classes import CLASSES
-from hrda_lib.reproduction.catalogue import ROW_NAMES
+from hrda_lib.presets import ROW_NAMES
 from hrda_lib.viz import words
 
 # -- training results ---------------------------------------------------------------------------
@@ -39,7 +39,7 @@ def curve_figure(x, y, xlabel: str, ylabel: str, title: str = "") -> plt.Figure:
 
 
 def row_names(keys: Sequence[str], labels: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Each row key's name: `labels` (else `catalogue.ROW_NAMES`); a name given to several keys
+    """Each row key's name: `labels` (else `presets.ROW_NAMES`); a name given to several keys
     is numbered, so that no two rows read alike."""
     names = {key: (labels or ROW_NAMES).get(key, key) for key in keys}
     repeated = {name for name, n in Counter(names.values()).items() if n > 1}

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if torch.cuda.is_available():
         model.cuda()
-    synthia = cfg.data.source == "synthia"
+    synthia = cfg.data.source in DATASETS and DATASETS[cfg.data.source].synthia_classes
     result = evaluate(
         model, dataset, cfg.test_window, cfg.test_stride, args.max_batch, synthia, progress=True
     )

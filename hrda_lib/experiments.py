@@ -196,3 +196,12 @@ def synthetic_benchmark(variant: str = "quick") -> Benchmark:
         table2_model=lambda cfg: cfg,
         sgd_lr_scale=5.0,
     )
+
+
+def encoder_input_sizes(cfg: ExperimentConfig) -> tuple[int, ...]:
+    """Side lengths (px) of what the encoder sees in training: the LR context and the detail
+    crop for HRDA, the crop for a single-scale model."""
+    crop = (cfg.data.sync_crop_size or cfg.data.source_pipeline.crop_size)[0]
+    if not cfg.model.multi_resolution:
+        return (crop,)
+    return (round(crop * cfg.model.context_scale), cfg.model.detail_crop_size[0])

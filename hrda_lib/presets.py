@@ -49,6 +49,7 @@ from hrda_lib.experiments import (
     cityscapes_to_acdc_hrda,
     cityscapes_to_acdc_mic_hrda,
     cityscapes_to_darkzurich_hrda,
+    encoder_input_sizes,
     gta_dg_daformer,
     gta_dg_hrda,
     gta_to_cityscapes_hrda,
@@ -331,6 +332,9 @@ def require_rows(keys, where: str) -> None:
         raise UnknownNameError(f"{where} names rows that presets.ROWS lacks: {', '.join(unknown)}")
 
 
+require_rows([base for _, _, base in CLAIMS], "a claim of presets.ROW_TABLE")
+
+
 def paper_name(key: str) -> str:
     """Row `key`'s preset name on the paper's data."""
     row = ROWS[key]
@@ -377,15 +381,6 @@ def smoke_rows() -> dict[str, ExperimentConfig]:
             continue
         rows[key] = smoke(cfg)
     return rows
-
-
-def encoder_input_sizes(cfg: ExperimentConfig) -> tuple[int, ...]:
-    """Side lengths (px) of what the encoder sees in training: the LR context and the detail
-    crop for HRDA, the crop for a single-scale model."""
-    crop = (cfg.data.sync_crop_size or cfg.data.source_pipeline.crop_size)[0]
-    if not cfg.model.multi_resolution:
-        return (crop,)
-    return (round(crop * cfg.model.context_scale), cfg.model.detail_crop_size[0])
 
 
 # -- the registry ---------------------------------------------------------------------------------

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hrda_lib import augment
 from hrda_lib.classes import IGNORE_INDEX
 from hrda_lib.crops import Box, pseudo_label_margin_mask
 
 # ImageNet statistics on the 0-255 RGB scale (img_norm_cfg of all HRDA configs).
-IMG_MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
+IMG_MEAN = np.array(augment.IMG_MEAN, dtype=np.float32)  # RGB, 0..255 (one definition)
 IMG_STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from hrda_lib import compare, presets
+from hrda_lib import compare, experiments, presets
 from hrda_lib.reproduction import catalogue, runner, tables
 from hrda_lib.reproduction.results import write_run_config
 
@@ -175,7 +175,7 @@ def test_profiles_define_distinct_experiments_for_their_rows() -> None:
         configs = [catalogue.row_config(profile, key) for key in keys]
         assert len({cfg.name for cfg in configs}) == len(keys), profile.name  # a folder per row
         for cfg in configs:  # MiT's stage-1 spatial reduction (kernel 8 at stride 4) needs 32 px
-            assert min(presets.encoder_input_sizes(cfg)) >= 32, (profile.name, cfg.name)
+            assert min(experiments.encoder_input_sizes(cfg)) >= 32, (profile.name, cfg.name)
     assert catalogue.PROFILES["synthetic"].seeds == (0, 1, 2)
 
 
