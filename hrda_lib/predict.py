@@ -37,7 +37,7 @@ from hrda_lib.experiments import PAPER
 from hrda_lib.files import atomic_write_bytes
 from hrda_lib.inference import attention_of_predicted_class, slide_branches, slide_inference
 from hrda_lib.model import HRDASegmentor
-from hrda_lib.presets import row_config
+from hrda_lib.presets import build_row
 from hrda_lib.transforms import normalize, rescale_size, resize_image
 from hrda_lib.viz import colorize
 
@@ -58,7 +58,7 @@ def test_setting(checkpoint: Path, model: torch.nn.Module) -> TestSetting:
     2048x1024, slide 1024 / 512; DAFormer: 1024x512, one window)."""
     cfg = checkpoint_config(checkpoint)
     if cfg is None:
-        cfg = row_config(PAPER, "hrda" if model.cfg.multi_resolution else "daformer_lr")
+        cfg = build_row(PAPER, "hrda" if model.cfg.multi_resolution else "daformer_lr")
         if not model.cfg.multi_resolution:
             whole = cfg.data.test_pipeline.scale[::-1]
             return TestSetting(cfg.data.test_pipeline.scale, whole, whole)

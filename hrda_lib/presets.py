@@ -343,7 +343,7 @@ def paper_name(key: str) -> str:
     return row.paper_name or f"gta_to_cityscapes_{key}"
 
 
-def row_config(benchmark: Benchmark, key: str) -> ExperimentConfig:
+def build_row(benchmark: Benchmark, key: str) -> ExperimentConfig:
     """Row `key` of the paper's tables on `benchmark`, named as its preset."""
     if key not in ROWS:
         raise UnknownNameError(f"unknown row {key!r}; rows: {', '.join(ROWS)}")
@@ -374,7 +374,7 @@ def smoke_rows() -> dict[str, ExperimentConfig]:
     benchmark = synthetic_benchmark("tiny")
     rows = {}
     for key in ROWS:
-        cfg = row_config(benchmark, key)
+        cfg = build_row(benchmark, key)
         if key == "dg_hrda":  # tiny's 64 px context: the default 32 px detail crop
             cfg = replace(domain_generalization(benchmark.hrda()), name=cfg.name)
         if min(encoder_input_sizes(cfg)) < 32:
@@ -404,7 +404,7 @@ def _registry() -> dict[str, Callable[[], ExperimentConfig]]:
         )
     }
     for key in ROWS:
-        presets[paper_name(key)] = partial(row_config, PAPER, key)
+        presets[paper_name(key)] = partial(build_row, PAPER, key)
     sized = {
         **{
             f"gta_to_cityscapes_daformer_hr_crop{c}": partial(daformer_hr, crop=c / 1024)
@@ -425,7 +425,7 @@ def _registry() -> dict[str, Callable[[], ExperimentConfig]]:
         presets[f"cityscapes_oracle_crop{crop}"] = partial(cityscapes_oracle, crop)
     quick = synthetic_benchmark("quick")
     for key in ROWS:
-        presets[f"synthetic_{key}"] = partial(row_config, quick, key)
+        presets[f"synthetic_{key}"] = partial(build_row, quick, key)
     for key in smoke_rows():
         presets[f"smoke_{key}"] = partial(lambda k: smoke_rows()[k], key)
     return presets

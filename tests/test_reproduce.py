@@ -205,7 +205,7 @@ def test_every_row_is_an_experiment_on_the_papers_data_and_the_synthetic_benchma
 
 def test_crop_rows_and_labels_follow_the_paper_notation() -> None:
     quick = catalogue.PROFILES["quick"]
-    assert catalogue.context_size(quick) == 256
+    assert catalogue.profile_context(quick) == 256
     cfg = catalogue.row_config(quick, "hrda_context0.75_detail0.375")
     # The official small-crop rows: crops of the full context, then one sync window of 192.
     assert cfg.data.source_pipeline.crop_size == (256, 256)

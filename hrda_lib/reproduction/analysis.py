@@ -27,7 +27,7 @@ from hrda_lib.layout import DatasetLayoutError
 from hrda_lib.metrics import confusion_matrix, iou_per_class
 from hrda_lib.model import blur_down_up, build_segmentor
 from hrda_lib.paths import data_root, golden_root
-from hrda_lib.presets import row_config
+from hrda_lib.presets import build_row
 from hrda_lib.reproduction.results import device
 from hrda_lib.reproduction.tables import PUBLISHED_CHECKPOINT, THIN_CLASSES
 from hrda_lib.viz import colorize, to_rgb
@@ -271,7 +271,7 @@ def evaluate_official(
     if checkpoint_path and not Path(checkpoint_path).is_file():
         reason = f"checkpoint {checkpoint_path} not found"
     if not reason:
-        hrda = row_config(PAPER, "hrda")
+        hrda = build_row(PAPER, "hrda")
         model, inferred = load_model_and_assumptions(
             checkpoint_path, fallback=hrda.model, fallback_name=f"preset {hrda.name}"
         )
@@ -280,7 +280,7 @@ def evaluate_official(
             assumed = {"assumed": inferred.assumption_line(), "overruled": inferred.overrule_line()}
             print("\n".join(line for line in assumed.values() if line))
         multi = model.cfg.multi_resolution
-        preset = hrda if multi else row_config(PAPER, "daformer_lr")
+        preset = hrda if multi else build_row(PAPER, "daformer_lr")
         try:
             dataset = read_dataset(
                 "cityscapes", root, "val", preset.data.test_pipeline, train=False

@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from hrda_lib import experiments, presets, synthetic
-from hrda_lib.ablations import context_size as context_crop
-from hrda_lib.ablations import rehearsal
+from hrda_lib.ablations import context_size, rehearsal
 from hrda_lib.config import ExperimentConfig, with_iters
 from hrda_lib.errors import UnknownNameError, UsageError
 
@@ -295,25 +294,25 @@ def row_config(profile: str | Profile, key: str, seed: int | None = None) -> Exp
             raise UsageError(f"row {key!r} has no smoke version (its crops are under MiT's 32 px)")
         cfg = rows[key]
     elif profile.benchmark == "paper":
-        cfg = presets.row_config(experiments.PAPER, key)
+        cfg = presets.build_row(experiments.PAPER, key)
     elif profile.benchmark == "rehearsal":
-        cfg = rehearsal(presets.row_config(experiments.PAPER, key))
+        cfg = rehearsal(presets.build_row(experiments.PAPER, key))
     else:
-        cfg = presets.row_config(experiments.synthetic_benchmark(profile.data), key)
+        cfg = presets.build_row(experiments.synthetic_benchmark(profile.data), key)
     if profile.iters:
         cfg = with_iters(cfg, profile.iters)
     return cfg if seed is None else replace(cfg, seed=seed)
 
 
-def context_size(profile: str | Profile) -> int:
+def profile_context(profile: str | Profile) -> int:
     """C: the full-resolution context crop of the profile's HRDA (1024 paper, 256 quick)."""
-    return context_crop(row_config(profile, "hrda"))
+    return context_size(row_config(profile, "hrda"))
 
 
 def crop_label(cfg: ExperimentConfig, profile: str | Profile) -> str:
     """The paper's crop notation of a run, relative to the profile's context C: "LR1.0 + HR0.5"
     for HRDA (context and detail crop), "LR0.5" / "HR0.75" for a single-scale DAFormer."""
-    context = context_size(profile)
+    context = profile_context(profile)
     hrda_scale = row_config(profile, "hrda").data.test_pipeline.scale[0]
     lr_data = cfg.data.test_pipeline.scale[0] < hrda_scale  # half-resolution data
     crop = (cfg.data.sync_crop_size or cfg.data.source_pipeline.crop_size)[0] * (
