@@ -275,7 +275,7 @@ def _experiment_config(payload: dict) -> ExperimentConfig:
 
 
 def _segmentor_weights(payload: dict, which: str) -> dict:
-    """The student or teacher weights of our training checkpoint (format v1 or v2)."""
+    """The student or teacher weights of our training checkpoint (any format)."""
     key = {"model": "model", "student": "model", "teacher": "teacher", "ema_model": "teacher"}
     if which not in key:
         raise UsageError(f"which must be model or teacher for a training checkpoint, not {which}")

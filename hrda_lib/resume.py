@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -65,11 +64,15 @@ def save_checkpoint(
     save_training_checkpoint(path, cfg, state.state_dict(), rng)
 
 
-def load_checkpoint(state: TrainState, path: Path, shard: distributed.Shard | None = None) -> bool:
+def load_checkpoint(
+    state: TrainState, path: Path, cfg: ExperimentConfig, shard: distributed.Shard | None = None
+) -> bool:
     """Restore `state` and the global RNGs from `save_checkpoint` (in a distributed run, this
-    process's global RNG). Returns False if the checkpoint holds no RNG state for this process
-    (it was saved by fewer processes), which the caller seeds then."""
+    process's global RNG), once `check_resumable` has found it a checkpoint of `cfg` (the file is
+    read once). Returns False if the checkpoint holds no RNG state for this process (it was
+    saved by fewer processes), which the caller seeds then."""
     payload = read_training_checkpoint(path)
+    check_resumable(path, payload["config"], cfg)
     state.load_state_dict(payload["state"])
     rank = shard.rank if shard is not None else 0
     rngs = payload["rng"].get("processes") or [payload["rng"]]
@@ -108,22 +111,22 @@ def _differences(saved: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def check_resumable(checkpoint: Path, cfg: ExperimentConfig) -> None:
-    """Refuse to resume a checkpoint of another experiment: another architecture (its weights
-    would not load), or another seed, schedule, data or UDA setting (the run would be neither
-    the one it started as nor the new one); `config.json` is left as it was."""
-    saved = read_training_checkpoint(checkpoint)["config"]
-    if saved.model != cfg.model:
-        fields = [k for k, v in asdict(cfg.model).items() if asdict(saved.model)[k] != v]
-        raise UsageError(
-            f"{checkpoint} holds a run of another model ({', '.join(fields)} differ): choose "
-            "another --work-dir, or resume with the experiment it was trained with"
-        )
+def check_resumable(checkpoint: Path, saved: ExperimentConfig, cfg: ExperimentConfig) -> None:
+    """Refuse to resume `checkpoint` (holding a run of `saved`) as `cfg` when they are other
+    experiments: another architecture (its weights would not load), or another seed, schedule,
+    data or UDA setting (the run would be neither the one it started as nor the new one);
+    `config.json` is left as it was."""
     changed = [
         name
         for name in _differences(config_to_plain(saved), config_to_plain(cfg))
         if name.split(".")[0] not in RESUME_MAY_CHANGE
     ]
+    model = [name.removeprefix("model.") for name in changed if name.startswith("model.")]
+    if model:
+        raise UsageError(
+            f"{checkpoint} holds a run of another model ({', '.join(model)} differ): choose "
+            "another --work-dir, or resume with the experiment it was trained with"
+        )
     if changed:
         shown = ", ".join(changed[:6]) + (
             f" and {len(changed) - 6} more" if len(changed) > 6 else ""

@@ -43,7 +43,6 @@ from hrda_lib.guards import DivergedError, DivergenceMonitor, work_dir_lock
 from hrda_lib.presets import get_preset, list_presets
 from hrda_lib.resume import (
     TrainingInterrupted,
-    check_resumable,
     deferred_interrupt,
     global_rng_state,
     load_checkpoint,
@@ -193,8 +192,7 @@ def _train(
             torch.manual_seed(cfg.seed + shard.rank)
     rows: list[dict] = []
     if resume and checkpoint.is_file():
-        check_resumable(checkpoint, cfg)
-        if not load_checkpoint(state, checkpoint, shard):
+        if not load_checkpoint(state, checkpoint, cfg, shard):  # refused if another experiment
             torch.manual_seed(cfg.seed + shard.rank + state.iteration)
         if metrics_path.is_file():
             log = pd.read_csv(metrics_path)

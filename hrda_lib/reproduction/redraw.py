@@ -128,7 +128,7 @@ def _figures_tables(folder: Path) -> dict:
 
 def _uda_methods(folder: Path) -> dict:
     profile, _ = _profile(folder)
-    keys = [key for pair in profile.uda_methods.values() for key in pair]
+    keys = list(profile.uda_method_rows)
     curves = pd.read_csv(folder / "curves.csv")
     losses = ("loss_source_total", "loss_mixed_total", "loss_adversarial", "loss_entropy")
     quantities = [q for q in (*losses, "val_miou") if q in set(curves["quantity"])]
